@@ -1,0 +1,58 @@
+// Command runbox runs untrusted code in a Linux sandbox.
+//
+//	runbox run [flags] -- COMMAND [ARG...]
+//	runbox version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes of runbox itself. A program's own exit code passes through
+// unchanged (or 128+signal); these mark what runbox decided.
+const (
+	exitUsage         = 2
+	exitOutputLimit   = 120
+	exitMemoryLimit   = 121
+	exitTimeLimit     = 124
+	exitInternalError = 125
+	exitCannotExecute = 127
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: runbox run [flags] -- COMMAND [ARG...] (runbox help for more)")
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdin, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "runbox", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, helpText)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "runbox: unknown command %q (runbox help lists them)\n", args[0])
+		return exitUsage
+	}
+}
+
+const helpText = `runbox runs untrusted code in a Linux sandbox.
+
+Commands:
+  runbox run [flags] -- COMMAND [ARG...]   run one command in a fresh box
+  runbox version                           print the version
+
+Run "runbox run -h" for the run flags.
+`

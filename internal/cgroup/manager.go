@@ -1,0 +1,429 @@
+package cgroup
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cfsPeriod is the CPU bandwidth period used for quotas, in microseconds.
+const cfsPeriod = 100000
+
+// Manager creates box groups under one parent group of its own,
+// <own cgroup>/<name>, in every hierarchy it uses.
+type Manager struct {
+	layout Layout
+	name   string
+	dirs   []string // the parent group's directory in each hierarchy (v1), or one (v2)
+	ctrl   map[string]string
+}
+
+// NewManager creates the parent group name under our own cgroup. name must be
+// a single path element; it is usually "runbox-<pid>", so that a later run
+// can sweep what a crashed one left behind.
+func NewManager(l Layout, name string) (*Manager, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return nil, fmt.Errorf("cgroup name %q: must be one path element", name)
+	}
+	m := &Manager{layout: l, name: name, ctrl: map[string]string{}}
+	switch l.Version {
+	case V1:
+		seen := map[string]bool{}
+		for _, c := range append(append([]string{}, required...), optional...) {
+			own, ok := l.V1[c]
+			if !ok {
+				continue
+			}
+			d := filepath.Join(own, name)
+			m.ctrl[c] = d
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				m.Close()
+				return nil, fmt.Errorf("create cgroup %s: %w", d, err)
+			}
+			m.dirs = append(m.dirs, d)
+		}
+	case V2:
+		if err := m.setupV2(); err != nil {
+			m.Close()
+			return nil, err
+		}
+	default:
+		return nil, ErrNoCgroups
+	}
+	return m, nil
+}
+
+// setupV2 makes <own>/<name> with the memory, pids and cpu controllers
+// delegated to its children. cgroup v2 lets a group hand controllers to its
+// children only when it has no processes of its own, so if enabling them on
+// our own cgroup is refused because we live in it, we move ourselves — and
+// nothing else — into a leaf <own>/<name>.supervisor first, as systemd's
+// delegation documentation describes.
+func (m *Manager) setupV2() error {
+	own := m.layout.V2
+	want := []string{}
+	have := map[string]bool{}
+	for _, c := range m.layout.V2Controllers {
+		have[c] = true
+	}
+	for _, c := range []string{"memory", "pids", "cpu"} {
+		if have[c] {
+			want = append(want, "+"+c)
+		}
+	}
+	if len(want) > 0 {
+		err := writeFile(own, "cgroup.subtree_control", strings.Join(want, " "))
+		if errors.Is(err, unix.EBUSY) {
+			leaf := filepath.Join(own, m.name+".supervisor")
+			if err := os.Mkdir(leaf, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("create cgroup %s: %w", leaf, err)
+			}
+			if err := writeFile(leaf, "cgroup.procs", strconv.Itoa(os.Getpid())); err != nil {
+				return err
+			}
+			err = writeFile(own, "cgroup.subtree_control", strings.Join(want, " "))
+		}
+		if err != nil {
+			return fmt.Errorf("delegate controllers: %w", err)
+		}
+	}
+	d := filepath.Join(own, m.name)
+	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create cgroup %s: %w", d, err)
+	}
+	m.dirs = []string{d}
+	if len(want) > 0 {
+		if err := writeFile(d, "cgroup.subtree_control", strings.Join(want, " ")); err != nil {
+			return fmt.Errorf("delegate controllers: %w", err)
+		}
+	}
+	return nil
+}
+
+// Version reports the hierarchy layout in use.
+func (m *Manager) Version() Version { return m.layout.Version }
+
+// Close removes the parent group. Every box group must be removed first.
+func (m *Manager) Close() error {
+	var errs []error
+	for _, d := range m.dirs {
+		if err := rmdirRetry(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.dirs = nil
+	return errors.Join(errs...)
+}
+
+// Group is one box's cgroup.
+type Group struct {
+	version Version
+	dirs    []string          // every directory of this group
+	ctrl    map[string]string // controller → directory (v1); "" → directory (v2)
+	fd      int               // v2: an O_PATH descriptor for CLONE_INTO_CGROUP, else -1
+}
+
+// New creates a box group called name (one path element) with the limits.
+func (m *Manager) New(name string, l Limits) (*Group, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return nil, fmt.Errorf("cgroup name %q: must be one path element", name)
+	}
+	g := &Group{version: m.layout.Version, ctrl: map[string]string{}, fd: -1}
+	if m.layout.Version == V1 {
+		made := map[string]string{}
+		for c, parent := range m.ctrl {
+			d := filepath.Join(parent, name)
+			if _, ok := made[parent]; !ok {
+				if err := os.Mkdir(d, 0o700); err != nil {
+					g.Remove()
+					return nil, fmt.Errorf("create cgroup %s: %w", d, err)
+				}
+				made[parent] = d
+				g.dirs = append(g.dirs, d)
+			}
+			g.ctrl[c] = d
+		}
+	} else {
+		d := filepath.Join(m.dirs[0], name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", d, err)
+		}
+		g.dirs = []string{d}
+		g.ctrl[""] = d
+		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			g.Remove()
+			return nil, fmt.Errorf("open cgroup %s: %w", d, err)
+		}
+		g.fd = fd
+	}
+	if err := g.Set(l); err != nil {
+		g.Remove()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Set applies limits.
+func (g *Group) Set(l Limits) error {
+	mem := "max"
+	pids := "max"
+	if l.MemoryBytes > 0 {
+		mem = strconv.FormatInt(l.MemoryBytes, 10)
+	}
+	if l.Pids > 0 {
+		pids = strconv.FormatInt(l.Pids, 10)
+	}
+	quota := int64(-1)
+	if l.CPUQuota > 0 {
+		quota = int64(l.CPUQuota * cfsPeriod)
+		if quota < 1000 {
+			quota = 1000
+		}
+	}
+	if g.version == V1 {
+		md := g.ctrl["memory"]
+		v1mem := mem
+		if mem == "max" {
+			v1mem = "-1"
+		}
+		// Swap 0: memsw (memory+swap) is held at the memory limit when swap
+		// accounting exists, and swappiness 0 keeps the box's pages in RAM.
+		// The kernel wants memory <= memsw at every step, so when raising
+		// the limit memsw must move first, and when lowering, memory.
+		memsw := exists(md, "memory.memsw.limit_in_bytes")
+		err := writeFile(md, "memory.limit_in_bytes", v1mem)
+		if memsw {
+			if err == nil {
+				err = writeFile(md, "memory.memsw.limit_in_bytes", v1mem)
+			} else if err = writeFile(md, "memory.memsw.limit_in_bytes", v1mem); err == nil {
+				err = writeFile(md, "memory.limit_in_bytes", v1mem)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := writeFile(md, "memory.swappiness", "0"); err != nil {
+			return err
+		}
+		if err := writeFile(g.ctrl["pids"], "pids.max", pids); err != nil {
+			return err
+		}
+		if cd, ok := g.ctrl["cpu"]; ok {
+			if err := writeFile(cd, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
+				return err
+			}
+			if err := writeFile(cd, "cpu.cfs_quota_us", strconv.FormatInt(quota, 10)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	d := g.ctrl[""]
+	if exists(d, "memory.max") {
+		if err := writeFile(d, "memory.max", mem); err != nil {
+			return err
+		}
+		// The whole box dies together when the OOM killer picks any of it.
+		if err := writeFile(d, "memory.oom.group", "1"); err != nil {
+			return err
+		}
+	}
+	if exists(d, "memory.swap.max") {
+		if err := writeFile(d, "memory.swap.max", "0"); err != nil {
+			return err
+		}
+	}
+	if exists(d, "pids.max") {
+		if err := writeFile(d, "pids.max", pids); err != nil {
+			return err
+		}
+	}
+	if exists(d, "cpu.max") {
+		q := "max"
+		if quota > 0 {
+			q = strconv.FormatInt(quota, 10)
+		}
+		if err := writeFile(d, "cpu.max", fmt.Sprintf("%s %d", q, cfsPeriod)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func exists(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
+}
+
+// FD returns a descriptor for clone3(CLONE_INTO_CGROUP) on v2, or -1 on v1,
+// where the process must be moved with Enter instead.
+func (g *Group) FD() int { return g.fd }
+
+// Enter moves a process into the group (in every hierarchy on v1).
+func (g *Group) Enter(pid int) error {
+	for _, d := range g.dirs {
+		if err := writeFile(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("enter cgroup: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stats reads CPU time, peak memory and OOM kills.
+func (g *Group) Stats() (Stats, error) {
+	var s Stats
+	if g.version == V1 {
+		if d, ok := g.ctrl["cpuacct"]; ok {
+			ns, err := readInt(d, "cpuacct.usage")
+			if err != nil {
+				return s, fmt.Errorf("cgroup stats: %w", err)
+			}
+			s.CPUTime = time.Duration(ns)
+		}
+		md := g.ctrl["memory"]
+		peak, err := readInt(md, "memory.max_usage_in_bytes")
+		if err != nil {
+			return s, fmt.Errorf("cgroup stats: %w", err)
+		}
+		s.MemoryPeak = peak
+		// oom_kill exists since Linux 4.13; under_oom alone cannot tell a
+		// kill that already happened.
+		s.OOMKills, _ = readKey(md, "memory.oom_control", "oom_kill")
+		return s, nil
+	}
+	d := g.ctrl[""]
+	if us, err := readKey(d, "cpu.stat", "usage_usec"); err == nil {
+		s.CPUTime = time.Duration(us) * time.Microsecond
+	}
+	if exists(d, "memory.peak") {
+		s.MemoryPeak, _ = readInt(d, "memory.peak")
+	}
+	if exists(d, "memory.events") {
+		s.OOMKills, _ = readKey(d, "memory.events", "oom_kill")
+	}
+	return s, nil
+}
+
+// Pids lists the processes in the group.
+func (g *Group) Pids() ([]int, error) {
+	f, err := os.Open(filepath.Join(g.dirs[0], "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var pids []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if p, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids, sc.Err()
+}
+
+// Kill kills every process in the group and waits until it is empty. On v2
+// it uses cgroup.kill (atomic, Linux 5.14); on v1 it signals the listed
+// processes until none is left. Processes in the group are ours by
+// construction, so killing them by pid is safe.
+func (g *Group) Kill() error {
+	if g.version == V2 && exists(g.dirs[0], "cgroup.kill") {
+		if err := writeFile(g.dirs[0], "cgroup.kill", "1"); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids, err := g.Pids()
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("kill cgroup: %w", err)
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, p := range pids {
+			_ = unix.Kill(p, unix.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kill cgroup %s: %d processes left", g.dirs[0], len(pids))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Remove deletes the group's directories. The group must be empty.
+func (g *Group) Remove() error {
+	if g.fd >= 0 {
+		unix.Close(g.fd)
+		g.fd = -1
+	}
+	var errs []error
+	for _, d := range g.dirs {
+		if err := rmdirRetry(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	g.dirs = nil
+	return errors.Join(errs...)
+}
+
+// Sweep removes parent groups named prefix<pid> (and their box groups) under
+// our own cgroup whose pid no longer runs: what a crashed supervisor left
+// behind. It kills processes still in them first.
+func Sweep(l Layout, prefix string, alive func(pid int) bool) error {
+	var roots []string
+	if l.Version == V1 {
+		seen := map[string]bool{}
+		for _, d := range l.V1 {
+			if !seen[d] {
+				seen[d] = true
+				roots = append(roots, d)
+			}
+		}
+	} else {
+		roots = []string{l.V2}
+	}
+	var errs []error
+	for _, root := range roots {
+		ents, err := os.ReadDir(root)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if !e.IsDir() || !strings.HasPrefix(name, prefix) {
+				continue
+			}
+			pidStr := strings.TrimSuffix(strings.TrimPrefix(name, prefix), ".supervisor")
+			pid, err := strconv.Atoi(pidStr)
+			if err != nil || alive(pid) {
+				continue
+			}
+			dir := filepath.Join(root, name)
+			boxes, _ := os.ReadDir(dir)
+			for _, b := range boxes {
+				if b.IsDir() {
+					g := &Group{version: l.Version, dirs: []string{filepath.Join(dir, b.Name())}, fd: -1}
+					errs = append(errs, g.Kill(), g.Remove())
+				}
+			}
+			g := &Group{version: l.Version, dirs: []string{dir}, fd: -1}
+			errs = append(errs, g.Kill(), g.Remove())
+		}
+	}
+	return errors.Join(errs...)
+}

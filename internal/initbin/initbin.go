@@ -1,0 +1,27 @@
+// Package initbin carries the runbox-init binary inside runbox, so that one
+// file is all there is to install. The binary is built into bin/ by
+// `go generate` (the Makefile does it) before runbox itself is built.
+package initbin
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:generate env CGO_ENABLED=0 go build -trimpath -ldflags=-s -o bin/runbox-init ../../cmd/runbox-init
+
+//go:embed bin
+var files embed.FS
+
+// Name is the embedded file's name.
+const Name = "runbox-init"
+
+// Bytes returns the embedded init, or false when runbox was built without
+// running go generate first.
+func Bytes() ([]byte, bool) {
+	b, err := fs.ReadFile(files, "bin/"+Name)
+	if err != nil || len(b) == 0 {
+		return nil, false
+	}
+	return b, true
+}

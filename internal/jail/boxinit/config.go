@@ -1,0 +1,93 @@
+// Package boxinit is the program that runs first inside a new box, as pid 1
+// of its pid namespace and root of its user namespace. It builds the box's
+// filesystem, drops every privilege, installs the seccomp filter, starts the
+// user's program as an unprivileged user and reports how it ended.
+//
+// It imports only the standard library and golang.org/x/sys, and is built as
+// its own small binary (cmd/runbox-init): every box pays its start-up time,
+// and a Go binary that links the server's libraries starts several times
+// slower (design.md §3). It never logs; it reports through its report pipe.
+package boxinit
+
+// File descriptors the supervisor hands to init besides stdio.
+const (
+	// ControlFD carries, in order: a 4-byte little-endian length, the JSON
+	// Config, then a tar stream of the workspace's initial files. The
+	// supervisor closes it after the stream.
+	ControlFD = 3
+	// ReportFD carries JSON lines from init: one Report{Started} when the
+	// program has been started, then one final Report.
+	ReportFD = 4
+)
+
+// Config is everything init needs to build one box. It is made by the
+// supervisor (internal/jail) and travels over ControlFD.
+type Config struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"` // working directory inside the box
+
+	Hostname string `json:"hostname"`
+	// UID and GID of the program inside the box (never 0).
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+
+	// Binds are host paths made visible read-only, nosuid and nodev at Dst
+	// (an absolute path inside the box). A symlink is recreated as a symlink.
+	Binds []Bind `json:"binds"`
+	// Generated files written into the box's read-only root (/etc/passwd…).
+	Generated []GenFile `json:"generated"`
+	// Devices bound from the host's /dev (null, zero, full, random, urandom).
+	Devices []string `json:"devices"`
+
+	Workspace TmpfsSize `json:"workspace"` // /box
+	Tmp       TmpfsSize `json:"tmp"`       // /tmp
+	Shm       TmpfsSize `json:"shm"`       // /dev/shm
+
+	Rlimits []Rlimit `json:"rlimits"`
+	// Seccomp is the compiled filter (struct sock_filter array).
+	Seccomp []byte `json:"seccomp"`
+}
+
+// Bind is one read-only bind mount.
+type Bind struct {
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	Optional bool   `json:"optional"` // skip silently if Src does not exist
+}
+
+// GenFile is a generated file inside the box.
+type GenFile struct {
+	Path string `json:"path"`
+	Data string `json:"data"`
+	Mode uint32 `json:"mode"`
+}
+
+// TmpfsSize bounds a tmpfs.
+type TmpfsSize struct {
+	Bytes  int64 `json:"bytes"`
+	Inodes int64 `json:"inodes"`
+}
+
+// Rlimit is one resource limit applied to the program.
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Cur      uint64 `json:"cur"`
+	Max      uint64 `json:"max"`
+}
+
+// Report is one line on ReportFD.
+type Report struct {
+	// Started is set on the first line, once the program is running.
+	Started bool `json:"started,omitempty"`
+
+	// Final line: either Error (init failed: a runbox fault), ExecError (the
+	// program could not be started: missing or not executable), or the
+	// program's end.
+	Error     string `json:"error,omitempty"`
+	ExecError string `json:"exec_error,omitempty"`
+	Exited    bool   `json:"exited,omitempty"`
+	ExitCode  int    `json:"exit_code"`
+	Signal    int    `json:"signal,omitempty"`
+	WallNanos int64  `json:"wall_ns,omitempty"`
+}

@@ -1,0 +1,164 @@
+// Package jail runs one command in a fresh box: user, pid, mount, network,
+// ipc, uts and cgroup namespaces; a read-only view of the system; private
+// size-limited tmpfs for the workspace and /tmp; a seccomp allowlist; no
+// capabilities; cgroup and rlimit limits. It is the supervisor side: it
+// spawns runbox-init (package boxinit) into the namespaces, places it in a
+// cgroup, feeds it the configuration and the workspace's files, enforces
+// the time and output limits, and turns what happened into a Result. It
+// knows nothing of HTTP or of languages.
+package jail
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Limits bound one run. A zero field means "use the default" when a Spec is
+// normalised by Jail.Run; see Defaults.
+type Limits struct {
+	WallTime  time.Duration // wall-clock time of the program
+	CPUTime   time.Duration // CPU time of the whole box
+	Memory    int64         // bytes of memory (RAM, tmpfs pages included; no swap)
+	Processes int           // processes and threads at once
+	FileSize  int64         // largest file the program may write
+	OpenFiles int           // open file descriptors per process
+	Output    int64         // bytes of stdout and of stderr kept; more kills the box
+	Disk      int64         // size of /box and of /tmp (each)
+	Stack     int64         // stack size per process
+	CPUs      float64       // CPU bandwidth in cores; 0 = no quota
+}
+
+// Defaults are the limits used for every field a Spec leaves zero.
+var Defaults = Limits{
+	WallTime:  10 * time.Second,
+	CPUTime:   10 * time.Second,
+	Memory:    256 << 20,
+	Processes: 128,
+	FileSize:  16 << 20,
+	OpenFiles: 256,
+	Output:    1 << 20,
+	Disk:      64 << 20,
+	Stack:     8 << 20,
+}
+
+// WithDefaults fills zero fields from d.
+func (l Limits) WithDefaults(d Limits) Limits {
+	if l.WallTime == 0 {
+		l.WallTime = d.WallTime
+	}
+	if l.CPUTime == 0 {
+		l.CPUTime = d.CPUTime
+	}
+	if l.Memory == 0 {
+		l.Memory = d.Memory
+	}
+	if l.Processes == 0 {
+		l.Processes = d.Processes
+	}
+	if l.FileSize == 0 {
+		l.FileSize = d.FileSize
+	}
+	if l.OpenFiles == 0 {
+		l.OpenFiles = d.OpenFiles
+	}
+	if l.Output == 0 {
+		l.Output = d.Output
+	}
+	if l.Disk == 0 {
+		l.Disk = d.Disk
+	}
+	if l.Stack == 0 {
+		l.Stack = d.Stack
+	}
+	if l.CPUs == 0 {
+		l.CPUs = d.CPUs
+	}
+	return l
+}
+
+// Validate rejects limits no box can run with.
+func (l Limits) Validate() error {
+	switch {
+	case l.WallTime <= 0:
+		return fmt.Errorf("wall time must be positive")
+	case l.CPUTime <= 0:
+		return fmt.Errorf("cpu time must be positive")
+	case l.Memory < 4<<20:
+		return fmt.Errorf("memory must be at least 4MiB")
+	case l.Processes < 1:
+		return fmt.Errorf("processes must be at least 1")
+	case l.FileSize < 1:
+		return fmt.Errorf("file size must be positive")
+	case l.OpenFiles < 8:
+		return fmt.Errorf("open files must be at least 8")
+	case l.Output < 1:
+		return fmt.Errorf("output must be positive")
+	case l.Disk < 64<<10:
+		return fmt.Errorf("disk must be at least 64KiB")
+	case l.Stack < 64<<10:
+		return fmt.Errorf("stack must be at least 64KiB")
+	case l.CPUs < 0:
+		return fmt.Errorf("cpus must not be negative")
+	}
+	return nil
+}
+
+// File is one file (or directory) placed in the workspace before the run.
+type File struct {
+	Name string // slash-separated path relative to /box
+	Data []byte
+	Mode uint32 // permission bits; 0 means 0644 (0755 for directories)
+	Dir  bool
+	// Symlink, when set, makes the entry a symbolic link to this target
+	// (resolved inside the box only).
+	Symlink string
+}
+
+// Spec is one run.
+type Spec struct {
+	Argv  []string
+	Env   []string // KEY=VALUE; a default PATH, HOME and LANG are added when absent
+	Dir   string   // working directory inside the box; default /box
+	Stdin io.Reader
+	Files []File
+	Limits
+}
+
+// Status is how a run ended.
+type Status string
+
+const (
+	StatusOK            Status = "ok"
+	StatusRuntimeError  Status = "runtime_error"
+	StatusSignaled      Status = "signaled"
+	StatusTimeLimit     Status = "time_limit"
+	StatusMemoryLimit   Status = "memory_limit"
+	StatusOutputLimit   Status = "output_limit"
+	StatusInternalError Status = "internal_error"
+)
+
+// Result is what happened. A program that fails is a Result, never an error:
+// Run returns an error only when the service itself failed (and then the
+// Result's Status is StatusInternalError).
+type Result struct {
+	Status          Status
+	ExitCode        int
+	Signal          int // 0 when the program was not killed by a signal
+	Message         string
+	Stdout, Stderr  []byte
+	StdoutTruncated bool
+	StderrTruncated bool
+	WallTime        time.Duration
+	CPUTime         time.Duration
+	Memory          int64 // peak bytes
+}
+
+// SignalName is the conventional name of a signal ("SIGSEGV").
+func SignalName(sig int) string {
+	if name := signalName(sig); name != "" {
+		return name
+	}
+	return "signal " + strconv.Itoa(sig)
+}

@@ -1,0 +1,451 @@
+// Package seccomp owns runbox's system-call policy: the policy as data, and a
+// pure function that compiles it into a classic BPF program for the kernel's
+// seccomp filter. Installing the program is not done here: the in-box init
+// receives the compiled bytes and installs them right before execve, so that
+// this package stays free of process side effects and can be golden-tested.
+package seccomp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Errno values the policy returns. They are the Linux numbers; they are the
+// same on every architecture runbox supports.
+const (
+	EPERM  = 1
+	ENOSYS = 38
+)
+
+// Namespace-creating clone flags. clone(2) with any of them is refused: a box
+// must not make namespaces of its own (new user namespaces are the usual first
+// step of kernel exploits, CVE-2022-0185, CVE-2023-32233 among them).
+const (
+	cloneNewNS     = 0x00020000
+	cloneNewCgroup = 0x02000000
+	cloneNewUTS    = 0x04000000
+	cloneNewIPC    = 0x08000000
+	cloneNewUser   = 0x10000000
+	cloneNewPID    = 0x20000000
+	cloneNewNet    = 0x40000000
+
+	// CloneNamespaceFlags is every namespace flag clone(2) accepts.
+	CloneNamespaceFlags = cloneNewNS | cloneNewCgroup | cloneNewUTS | cloneNewIPC | cloneNewUser | cloneNewPID | cloneNewNet
+)
+
+// Socket families and types named by the policy.
+const (
+	afUnix    = 1
+	afInet    = 2
+	afInet6   = 10
+	afNetlink = 16
+
+	sockRaw      = 3
+	sockPacket   = 10
+	sockTypeMask = 0xf // the low bits of type; the rest are SOCK_NONBLOCK/SOCK_CLOEXEC
+
+	netlinkRoute = 0
+)
+
+// Terminal ioctls that inject input or drive the console: TIOCSTI pushes
+// bytes into a terminal's input queue (the classic sandbox escape through a
+// shared tty, CVE-2016-7545 and CVE-2017-5226); TIOCLINUX can do the same on
+// virtual consoles.
+const (
+	tiocsti   = 0x5412
+	tioclinux = 0x541c
+)
+
+// An ArgCheck says which values of one 32-bit argument are allowed. Arguments
+// are compared on their low 32 bits only: every argument checked here is an
+// int or unsigned int in the kernel, which truncates it the same way.
+type ArgCheck struct {
+	Arg int // 0-based argument index
+
+	// Exactly one of these is used.
+	OneOf    []uint32 // allowed values
+	NoneOf   []uint32 // refused values (everything else is allowed)
+	MaskZero uint32   // allowed when arg&MaskZero == 0
+	// TypeNotIn refuses values whose low four bits (the socket type) are
+	// listed; it exists for socket(2)'s type argument.
+	TypeNotIn []uint32
+}
+
+// A Rule allows a system call only when all of its checks pass; otherwise the
+// call fails with the policy's default errno.
+type Rule struct {
+	Checks []ArgCheck
+	// Alternatives, when set, allow the call if any one of them passes; used
+	// for socket(2), where what is allowed depends on the family.
+	Alternatives [][]ArgCheck
+}
+
+// Policy is the whole filter as data.
+type Policy struct {
+	// Allow lists system calls allowed with any arguments.
+	Allow []string
+	// Conditional lists system calls allowed only when their Rule passes.
+	Conditional map[string]Rule
+	// Errno lists system calls that fail with a specific errno instead of
+	// the default (clone3 answers ENOSYS so that libc falls back to clone,
+	// whose flags the filter can read; clone3 passes them in memory).
+	Errno map[string]uint16
+	// DefaultErrno is returned for every other call, for a foreign
+	// architecture (int 0x80 from a 64-bit process) and for the x32 ABI.
+	DefaultErrno uint16
+}
+
+// Default is runbox's policy: an allowlist of what ordinary programs and the
+// common toolchains (CPython, Node, the JVM, gcc, Go, Perl) use, every other
+// call answered with EPERM. Among the calls left out on purpose: mount and the
+// new mount API, pivot_root, chroot, unshare, setns, keyctl, add_key,
+// request_key, bpf, perf_event_open, userfaultfd, io_uring_*, ptrace,
+// process_vm_readv/writev, kcmp, pidfd_getfd, open_by_handle_at,
+// name_to_handle_at, module loading, kexec, reboot, swapon/swapoff, acct,
+// syslog, the clock setters, quotactl, iopl/ioperm, memfd_secret.
+func Default() Policy {
+	return Policy{
+		Allow: []string{
+			"accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk",
+			"cachestat", "capget", "capset", "chdir", "chmod", "chown",
+			"clock_getres", "clock_gettime", "clock_nanosleep", "close", "close_range",
+			"connect", "copy_file_range", "creat", "dup", "dup2", "dup3",
+			"epoll_create", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait",
+			"eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group",
+			"faccessat", "faccessat2", "fadvise64", "fallocate", "fchdir", "fchmod",
+			"fchmodat", "fchmodat2", "fchown", "fchownat", "fcntl", "fdatasync",
+			"fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr",
+			"fstat", "fstatfs", "fsync", "ftruncate", "futex", "futex_requeue",
+			"futex_wait", "futex_waitv", "futex_wake", "futimesat", "get_robust_list",
+			"getcpu", "getcwd", "getdents", "getdents64", "getegid", "geteuid",
+			"getgid", "getgroups", "getitimer", "getpeername", "getpgid", "getpgrp",
+			"getpid", "getppid", "getpriority", "getrandom", "getresgid", "getresuid",
+			"getrlimit", "getrusage", "getsid", "getsockname", "getsockopt",
+			"gettid", "gettimeofday", "getuid", "getxattr", "getxattrat",
+			"inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch",
+			"io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit",
+			"ioprio_get", "ioprio_set", "kill", "landlock_add_rule",
+			"landlock_create_ruleset", "landlock_restrict_self", "lchown", "lgetxattr",
+			"link", "linkat", "listen", "listxattr", "listxattrat", "llistxattr",
+			"lremovexattr", "lseek", "lsetxattr", "lstat", "madvise", "map_shadow_stack",
+			"membarrier", "memfd_create", "mincore", "mkdir", "mkdirat", "mknod", "mknodat",
+			"mlock", "mlock2", "mlockall", "mmap", "mprotect", "mq_getsetattr",
+			"mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend", "mq_unlink",
+			"mremap", "mseal", "msgctl", "msgget", "msgrcv", "msgsnd", "msync",
+			"munlock", "munlockall", "munmap", "nanosleep", "newfstatat", "open",
+			"openat", "openat2", "pause", "pidfd_open", "pidfd_send_signal", "pipe", "pipe2",
+			"pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl",
+			"pread64", "preadv", "preadv2", "prlimit64", "pselect6", "pwrite64",
+			"pwritev", "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv",
+			"recvfrom", "recvmmsg", "recvmsg", "remap_file_pages", "removexattr",
+			"removexattrat", "rename", "renameat", "renameat2", "restart_syscall",
+			"rmdir", "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask",
+			"rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait",
+			"rt_tgsigqueueinfo", "sched_get_priority_max", "sched_get_priority_min",
+			"sched_getaffinity", "sched_getattr", "sched_getparam", "sched_getscheduler",
+			"sched_rr_get_interval", "sched_setaffinity", "sched_setattr",
+			"sched_setparam", "sched_setscheduler", "sched_yield", "seccomp", "select",
+			"semctl", "semget", "semop", "semtimedop", "sendfile", "sendmmsg", "sendmsg",
+			"sendto", "set_robust_list", "set_tid_address", "setfsgid", "setfsuid",
+			"setgid", "setgroups", "setitimer", "setpgid", "setpriority", "setregid",
+			"setresgid", "setresuid", "setreuid", "setrlimit", "setsid", "setsockopt",
+			"setuid", "setxattr", "setxattrat", "shmat", "shmctl", "shmdt", "shmget",
+			"shutdown", "sigaltstack", "signalfd", "signalfd4", "splice", "stat",
+			"statfs", "statx", "symlink", "symlinkat", "sync", "sync_file_range",
+			"syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete",
+			"timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create",
+			"timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask",
+			"uname", "unlink", "unlinkat", "utime", "utimensat", "utimes", "vfork",
+			"wait4", "waitid", "write", "writev",
+		},
+		Conditional: map[string]Rule{
+			// Threads and fork, never new namespaces.
+			"clone": {Checks: []ArgCheck{{Arg: 0, MaskZero: CloneNamespaceFlags}}},
+			"ioctl": {Checks: []ArgCheck{{Arg: 1, NoneOf: []uint32{tiocsti, tioclinux}}}},
+			// The values Docker's default profile allows: plain Linux, UNAME26,
+			// ADDR_NO_RANDOMIZE and the query. Others (READ_IMPLIES_EXEC…)
+			// weaken memory protections.
+			"personality": {Checks: []ArgCheck{{Arg: 0, OneOf: []uint32{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}}}},
+			// Unix, IPv4 and IPv6 sockets but not raw or packet ones (the box's
+			// network namespace has only loopback anyway); netlink only for
+			// NETLINK_ROUTE, which libc's getifaddrs reads (changing routes
+			// needs CAP_NET_ADMIN, which the box does not have). AF_PACKET,
+			// AF_VSOCK, AF_ALG and every other family are refused.
+			"socket": {Alternatives: [][]ArgCheck{
+				{{Arg: 0, OneOf: []uint32{afUnix, afInet, afInet6}}, {Arg: 1, TypeNotIn: []uint32{sockRaw, sockPacket}}},
+				{{Arg: 0, OneOf: []uint32{afNetlink}}, {Arg: 2, OneOf: []uint32{netlinkRoute}}},
+			}},
+			"socketpair": {Checks: []ArgCheck{{Arg: 0, OneOf: []uint32{afUnix}}}},
+		},
+		Errno: map[string]uint16{
+			"clone3": ENOSYS,
+		},
+		DefaultErrno: EPERM,
+	}
+}
+
+// Instruction is one classic BPF instruction, laid out as the kernel's
+// struct sock_filter.
+type Instruction struct {
+	Code uint16
+	Jt   uint8
+	Jf   uint8
+	K    uint32
+}
+
+// Program is a compiled filter.
+type Program []Instruction
+
+// Bytes encodes the program in the kernel's in-memory layout (host byte
+// order, which is little-endian on every architecture runbox supports).
+func (p Program) Bytes() []byte {
+	b := make([]byte, 0, 8*len(p))
+	for _, in := range p {
+		b = binary.LittleEndian.AppendUint16(b, in.Code)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.LittleEndian.AppendUint32(b, in.K)
+	}
+	return b
+}
+
+// Decode is the inverse of Bytes.
+func Decode(b []byte) (Program, error) {
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("decode filter: length %d is not a multiple of 8", len(b))
+	}
+	p := make(Program, len(b)/8)
+	for i := range p {
+		c := b[8*i:]
+		p[i] = Instruction{binary.LittleEndian.Uint16(c), c[2], c[3], binary.LittleEndian.Uint32(c[4:])}
+	}
+	return p, nil
+}
+
+// BPF opcodes and seccomp return values (linux/filter.h, linux/seccomp.h).
+const (
+	bpfLD   = 0x00
+	bpfJMP  = 0x05
+	bpfRET  = 0x06
+	bpfALU  = 0x04
+	bpfW    = 0x00
+	bpfABS  = 0x20
+	bpfK    = 0x00
+	bpfJEQ  = 0x10
+	bpfJGE  = 0x30
+	bpfJSET = 0x40
+	bpfJA   = 0x00
+	bpfAND  = 0x50
+
+	RetAllow = 0x7fff0000
+	RetErrno = 0x00050000
+
+	// struct seccomp_data offsets.
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+
+	// MaxInstructions is the kernel's BPF_MAXINSNS.
+	MaxInstructions = 4096
+)
+
+// ErrUnsupported is returned for an architecture runbox has no table for.
+var ErrUnsupported = errors.New("seccomp: architecture not supported")
+
+// Build compiles a policy for the native architecture. It is pure: the same
+// policy always gives the same program.
+func Build(p Policy) (Program, error) {
+	if nativeArch == 0 {
+		return nil, ErrUnsupported
+	}
+	return build(p, nativeArch, syscallNumbers, x32Bit)
+}
+
+func build(p Policy, arch uint32, numbers map[string]uint32, x32 uint32) (Program, error) {
+	nr := func(name string) (uint32, error) {
+		n, ok := numbers[name]
+		if !ok {
+			return 0, fmt.Errorf("seccomp: unknown system call %q", name)
+		}
+		return n, nil
+	}
+	deny := RetErrno | uint32(p.DefaultErrno)
+	prog := Program{
+		// A filter written for one ABI must not be read with another's
+		// numbers: a foreign architecture (i386 through int 0x80) and the x32
+		// ABI (the x32 bit set in nr) are refused outright.
+		ld(offArch),
+		jeq(arch, 1, 0),
+		ret(deny),
+		ld(offNr),
+	}
+	if x32 != 0 {
+		prog = append(prog, Instruction{bpfJMP | bpfJGE | bpfK, 0, 1, x32}, ret(deny))
+	}
+
+	names := make([]string, 0, len(p.Errno))
+	for name := range p.Errno {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n, err := nr(name)
+		if err != nil {
+			return nil, err
+		}
+		prog = append(prog, jeq(n, 0, 1), ret(RetErrno|uint32(p.Errno[name])))
+	}
+
+	names = names[:0]
+	for name := range p.Conditional {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n, err := nr(name)
+		if err != nil {
+			return nil, err
+		}
+		block, err := ruleBlock(p.Conditional[name], deny)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp: rule for %s: %w", name, err)
+		}
+		if len(block) > 255 {
+			return nil, fmt.Errorf("seccomp: rule for %s is too long", name)
+		}
+		prog = append(prog, jeq(n, 0, uint8(len(block))))
+		prog = append(prog, block...)
+	}
+
+	allowed := make([]uint32, 0, len(p.Allow))
+	seen := map[uint32]bool{}
+	for _, name := range p.Allow {
+		n, err := nr(name)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := p.Conditional[name]; dup {
+			return nil, fmt.Errorf("seccomp: %s is both allowed and conditional", name)
+		}
+		if !seen[n] {
+			seen[n] = true
+			allowed = append(allowed, n)
+		}
+	}
+	sort.Slice(allowed, func(i, j int) bool { return allowed[i] < allowed[j] })
+	// Each allowed call is a compare followed by its own return, so every
+	// jump is short (classic BPF jumps reach at most 255 instructions). The
+	// kernel caches the verdict of calls whose result does not depend on
+	// their arguments (since 5.11), so the length costs nothing at run time
+	// for them.
+	for _, n := range allowed {
+		prog = append(prog, jeq(n, 0, 1), ret(RetAllow))
+	}
+	prog = append(prog, ret(deny))
+	if len(prog) > MaxInstructions {
+		return nil, fmt.Errorf("seccomp: program has %d instructions, more than %d", len(prog), MaxInstructions)
+	}
+	return prog, nil
+}
+
+// ruleBlock compiles a rule into instructions that always end in a return, so
+// that the accumulator they clobber is never read again. Each alternative
+// falls through to the next one when a check fails; the last falls through to
+// deny.
+func ruleBlock(r Rule, deny uint32) (Program, error) {
+	alts := r.Alternatives
+	if len(r.Checks) > 0 {
+		alts = append([][]ArgCheck{r.Checks}, alts...)
+	}
+	if len(alts) == 0 {
+		return nil, errors.New("no checks")
+	}
+	var out Program
+	for _, alt := range alts {
+		var block Program
+		var fails []fixup
+		for _, c := range alt {
+			ins, f, err := checkBlock(c)
+			if err != nil {
+				return nil, err
+			}
+			for _, x := range f {
+				x.at += len(block)
+				fails = append(fails, x)
+			}
+			block = append(block, ins...)
+		}
+		block = append(block, ret(RetAllow))
+		for _, x := range fails {
+			// Jump to the first instruction after this alternative.
+			d := len(block) - x.at - 1
+			switch x.field {
+			case 't':
+				if d > 255 {
+					return nil, errors.New("check too long")
+				}
+				block[x.at].Jt = uint8(d)
+			case 'f':
+				if d > 255 {
+					return nil, errors.New("check too long")
+				}
+				block[x.at].Jf = uint8(d)
+			case 'k':
+				block[x.at].K = uint32(d)
+			}
+		}
+		out = append(out, block...)
+	}
+	return append(out, ret(deny)), nil
+}
+
+// A fixup names a jump whose failing branch still has to be pointed at the
+// end of its alternative: field t or f of a conditional jump, or k of JA.
+type fixup struct {
+	at    int
+	field byte
+}
+
+// checkBlock returns the instructions for one argument check; a passing check
+// falls through to the instruction after them.
+func checkBlock(c ArgCheck) (Program, []fixup, error) {
+	if c.Arg < 0 || c.Arg > 5 {
+		return nil, nil, fmt.Errorf("argument %d out of range", c.Arg)
+	}
+	prog := Program{ld(uint32(offArgs + 8*c.Arg))}
+	var fails []fixup
+	switch {
+	case len(c.OneOf) > 0:
+		// jeq v1 → pass; jeq v2 → pass; …; ja fail.
+		n := len(c.OneOf)
+		for i, v := range c.OneOf {
+			prog = append(prog, jeq(v, uint8(n-i), 0))
+		}
+		fails = append(fails, fixup{len(prog), 'k'})
+		prog = append(prog, Instruction{bpfJMP | bpfJA, 0, 0, 0})
+	case len(c.NoneOf) > 0:
+		for _, v := range c.NoneOf {
+			fails = append(fails, fixup{len(prog), 't'})
+			prog = append(prog, jeq(v, 0, 0))
+		}
+	case c.MaskZero != 0:
+		fails = append(fails, fixup{len(prog), 't'})
+		prog = append(prog, Instruction{bpfJMP | bpfJSET | bpfK, 0, 0, c.MaskZero})
+	case len(c.TypeNotIn) > 0:
+		prog = append(prog, Instruction{bpfALU | bpfAND | bpfK, 0, 0, sockTypeMask})
+		for _, v := range c.TypeNotIn {
+			fails = append(fails, fixup{len(prog), 't'})
+			prog = append(prog, jeq(v, 0, 0))
+		}
+	default:
+		return nil, nil, errors.New("empty check")
+	}
+	return prog, fails, nil
+}
+
+func ld(off uint32) Instruction { return Instruction{bpfLD | bpfW | bpfABS, 0, 0, off} }
+func ret(v uint32) Instruction  { return Instruction{bpfRET | bpfK, 0, 0, v} }
+func jeq(v uint32, jt, jf uint8) Instruction {
+	return Instruction{bpfJMP | bpfJEQ | bpfK, jt, jf, v}
+}
