@@ -427,3 +427,9 @@ func Sweep(l Layout, prefix string, alive func(pid int) bool) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Since is the usage from base to s: CPU time and OOM kills are counters.
+// The memory peak cannot be rebased and is kept as it is.
+func (s Stats) Since(base Stats) Stats {
+	return Stats{CPUTime: s.CPUTime - base.CPUTime, MemoryPeak: s.MemoryPeak, OOMKills: s.OOMKills - base.OOMKills}
+}

@@ -21,6 +21,10 @@ type Config struct {
 	UIDSlots int
 	// Binds are the host paths the box sees read-only. Default: SystemBinds.
 	Binds []Bind
+	// Pool is how many warm boxes to keep ready (0: start each box on
+	// demand, as the one-shot CLI does). A long-lived process that runs
+	// boxes in parallel wants about as many as it runs at once.
+	Pool int
 	// Hostname inside the box.
 	Hostname string
 	// CgroupPrefix names runbox's parent cgroup: <own cgroup>/<prefix><pid>.
@@ -86,6 +90,9 @@ func (c Config) validate() error {
 				return fmt.Errorf("bind %s → %s: %s is the box's own", b.Src, b.Dst, reserved)
 			}
 		}
+	}
+	if c.Pool < 0 || c.Pool > 1024 {
+		return fmt.Errorf("pool size %d: want 0 to 1024", c.Pool)
 	}
 	if c.CgroupPrefix == "" || strings.ContainsAny(c.CgroupPrefix, "/\x00") {
 		return errors.New("cgroup prefix must be a non-empty path element")

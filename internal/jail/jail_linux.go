@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -28,6 +29,11 @@ type Jail struct {
 	filter   []byte // compiled seccomp program
 	layout   cgroup.Layout
 	cgroups  *cgroup.Manager
+
+	// pool holds warm boxes when Config.Pool > 0; fillers keep it full.
+	pool    chan *box
+	stop    chan struct{}
+	fillers sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
@@ -79,7 +85,39 @@ func New(cfg Config) (*Jail, error) {
 		j.Close()
 		return nil, err
 	}
+	j.pool = make(chan *box, cfg.Pool)
+	j.stop = make(chan struct{})
+	for range cfg.Pool {
+		j.fillers.Add(1)
+		go j.fill()
+	}
 	return j, nil
+}
+
+// fill keeps the pool topped up with warm boxes: everything that does not
+// depend on a request — namespaces, the cgroup move (which on cgroup v1
+// waits for an RCU grace period when migrations are rare), the mounts and
+// pivot_root — happens here, off the request path.
+func (j *Jail) fill() {
+	defer j.fillers.Done()
+	for {
+		b, err := j.start()
+		if err != nil {
+			j.log.Error("warm box", "err", err)
+			select {
+			case <-j.stop:
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		select {
+		case j.pool <- b:
+		case <-j.stop:
+			b.destroy(j.log)
+			return
+		}
+	}
 }
 
 func processAlive(pid int) bool {
@@ -136,6 +174,15 @@ func (j *Jail) Close() error {
 	j.mu.Lock()
 	j.closed = true
 	j.mu.Unlock()
+	if j.stop != nil {
+		close(j.stop)
+		j.fillers.Wait()
+		close(j.pool)
+		for b := range j.pool {
+			b.destroy(j.log)
+		}
+		j.stop = nil
+	}
 	j.active.Wait()
 	var err error
 	if j.cgroups != nil {

@@ -54,8 +54,6 @@ func (j *Jail) Run(ctx context.Context, spec Spec) (Result, error) {
 		return internal(errors.New("jail is closed"))
 	}
 	j.active.Add(1)
-	j.seq++
-	seq := j.seq
 	j.mu.Unlock()
 	defer j.active.Done()
 
@@ -66,11 +64,15 @@ func (j *Jail) Run(ctx context.Context, spec Spec) (Result, error) {
 	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
 		return internal(errors.New("empty command"))
 	}
-	r := &run{j: j, spec: spec}
-	defer r.cleanup()
-	res, err := r.execute(ctx, seq)
+	b, err := j.take()
 	if err != nil {
-		j.log.Error("box failed", "box", seq, "err", err)
+		j.log.Error("box failed to start", "err", err)
+		return internal(err)
+	}
+	defer b.destroy(j.log)
+	res, err := b.run(ctx, j, spec)
+	if err != nil {
+		j.log.Error("box failed", "box", b.id, "err", err)
 		res.Status = StatusInternalError
 		res.Message = "runbox failed: " + err.Error()
 	}
@@ -81,91 +83,101 @@ func internal(err error) (Result, error) {
 	return Result{Status: StatusInternalError, Message: err.Error()}, err
 }
 
-// run is the state of one box while it runs.
-type run struct {
-	j     *Jail
-	spec  Spec
-	slot  *slot
-	group *cgroup.Group
-	proc  *os.Process
-	files []*os.File // every pipe end still open on our side
+// take returns a warm box from the pool, or starts one when the pool is
+// empty or off.
+func (j *Jail) take() (*box, error) {
+	select {
+	case b := <-j.pool:
+		return b, nil
+	default:
+		return j.start()
+	}
 }
 
-func (r *run) cleanup() {
-	for _, f := range r.files {
-		f.Close()
-	}
-	if r.proc != nil {
-		_ = r.proc.Kill()
-		_, _ = r.proc.Wait()
-	}
-	if r.group != nil {
-		if err := r.group.Kill(); err != nil {
-			r.j.log.Error("kill box cgroup", "err", err)
+// box is one started runbox-init: namespaces made, in its cgroup, its root
+// built (or being built), waiting for a RunConfig.
+type box struct {
+	id      uint64
+	slot    *slot
+	group   *cgroup.Group
+	proc    *os.Process
+	stdin   *os.File // our ends of its pipes
+	stdout  *os.File
+	stderr  *os.File
+	ctrl    *os.File
+	reports chan boxinit.Report
+}
+
+// warmLimits hold a box until a request sets its own: enough for init.
+var warmLimits = cgroup.Limits{MemoryBytes: 64 << 20, Pids: initThreads}
+
+// start starts a box and sends it its Config; it does not wait for it to be
+// ready.
+func (j *Jail) start() (_ *box, err error) {
+	j.mu.Lock()
+	j.seq++
+	b := &box{id: j.seq}
+	j.mu.Unlock()
+	defer func() {
+		if err != nil {
+			b.destroy(j.log)
 		}
-		if err := r.group.Remove(); err != nil {
-			r.j.log.Error("remove box cgroup", "err", err)
+	}()
+	if b.slot, err = j.acquireSlot(); err != nil {
+		return nil, err
+	}
+	if b.group, err = j.cgroups.New("box-"+strconv.FormatUint(b.id, 10), warmLimits); err != nil {
+		return nil, err
+	}
+	// theirs collects the box's ends, in the order of its descriptors:
+	// stdin's read end, stdout's and stderr's write ends, control's read
+	// end, report's write end. We close them once the box holds them.
+	var theirs []*os.File
+	defer func() {
+		for _, f := range theirs {
+			f.Close()
 		}
+	}()
+	pipe := func(ourEndReads bool) (*os.File, error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		if ourEndReads {
+			theirs = append(theirs, w)
+			return r, nil
+		}
+		theirs = append(theirs, r)
+		return w, nil
 	}
-	if r.slot != nil {
-		r.slot.release()
+	if b.stdin, err = pipe(false); err != nil {
+		return nil, err
 	}
-}
-
-func (r *run) pipe() (rd, wr *os.File, err error) {
-	rd, wr, err = os.Pipe()
-	if err == nil {
-		r.files = append(r.files, rd, wr)
+	if b.stdout, err = pipe(true); err != nil {
+		return nil, err
 	}
-	return rd, wr, err
-}
-
-func (r *run) execute(ctx context.Context, seq uint64) (Result, error) {
-	var res Result
-	lim := r.spec.Limits
-	var err error
-	if r.slot, err = r.j.acquireSlot(); err != nil {
-		return res, err
+	if b.stderr, err = pipe(true); err != nil {
+		return nil, err
 	}
-	r.group, err = r.j.cgroups.New("box-"+strconv.FormatUint(seq, 10), cgroup.Limits{
-		MemoryBytes: lim.Memory,
-		Pids:        int64(lim.Processes) + initThreads,
-		CPUQuota:    lim.CPUs,
-	})
+	if b.ctrl, err = pipe(false); err != nil {
+		return nil, err
+	}
+	reportR, err := pipe(true)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-
-	stdinR, stdinW, err := r.pipe()
-	if err != nil {
-		return res, err
-	}
-	stdoutR, stdoutW, err := r.pipe()
-	if err != nil {
-		return res, err
-	}
-	stderrR, stderrW, err := r.pipe()
-	if err != nil {
-		return res, err
-	}
-	ctrlR, ctrlW, err := r.pipe()
-	if err != nil {
-		return res, err
-	}
-	reportR, reportW, err := r.pipe()
-	if err != nil {
-		return res, err
-	}
+	b.reports = make(chan boxinit.Report, 3)
+	go readReports(reportR, b.reports)
 
 	sys := &syscall.SysProcAttr{
 		Cloneflags: cloneFlags,
 		UidMappings: []syscall.SysProcIDMap{
-			{ContainerID: 0, HostID: r.slot.rootID, Size: 1},
-			{ContainerID: BoxUID, HostID: r.slot.userID, Size: 1},
+			{ContainerID: 0, HostID: b.slot.rootID, Size: 1},
+			{ContainerID: BoxUID, HostID: b.slot.userID, Size: 1},
 		},
 		GidMappings: []syscall.SysProcIDMap{
-			{ContainerID: 0, HostID: r.slot.rootID, Size: 1},
-			{ContainerID: BoxGID, HostID: r.slot.userID, Size: 1},
+			{ContainerID: 0, HostID: b.slot.rootID, Size: 1},
+			{ContainerID: BoxGID, HostID: b.slot.userID, Size: 1},
 		},
 		// "deny" in /proc/<pid>/setgroups: nothing in the box may ever
 		// change its supplementary groups (CVE-2014-8989).
@@ -177,44 +189,128 @@ func (r *run) execute(ctx context.Context, seq uint64) (Result, error) {
 		// If runbox dies, init dies, and with it the whole pid namespace.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if fd := r.group.FD(); fd >= 0 {
+	if fd := b.group.FD(); fd >= 0 {
 		// cgroup v2: born inside its cgroup (clone3 CLONE_INTO_CGROUP), no
 		// migration afterwards.
 		sys.UseCgroupFD = true
 		sys.CgroupFD = fd
 	}
-	r.proc, err = os.StartProcess(r.j.initPath, []string{"runbox-init"}, &os.ProcAttr{
+	b.proc, err = os.StartProcess(j.initPath, []string{"runbox-init"}, &os.ProcAttr{
 		Dir:   "/",
 		Env:   []string{},
-		Files: []*os.File{stdinR, stdoutW, stderrW, ctrlR, reportW},
+		Files: theirs,
 		Sys:   sys,
 	})
 	if err != nil {
-		return res, fmt.Errorf("start box: %w", err)
+		return nil, fmt.Errorf("start box: %w", err)
 	}
-	// The box's ends are the box's now.
-	for _, f := range []*os.File{stdinR, stdoutW, stderrW, ctrlR, reportW} {
-		f.Close()
-	}
-	if r.group.FD() < 0 {
-		if err := r.group.Enter(r.proc.Pid); err != nil {
-			return res, err
+	if b.group.FD() < 0 {
+		// cgroup v1: move it in before it can do anything but its own
+		// setup (init blocks on its Config until then).
+		if err := b.group.Enter(b.proc.Pid); err != nil {
+			return nil, err
 		}
 	}
+	if err := writeMessage(b.ctrl, j.warmConfig()); err != nil {
+		return nil, fmt.Errorf("configure box: %w", err)
+	}
+	return b, nil
+}
 
-	cfg := r.j.boxConfig(r.spec)
+// readReports forwards init's report lines until its pipe closes.
+func readReports(r *os.File, to chan<- boxinit.Report) {
+	defer close(to)
+	defer r.Close()
+	dec := json.NewDecoder(io.LimitReader(r, 1<<16))
+	for {
+		var rep boxinit.Report
+		if dec.Decode(&rep) != nil {
+			return
+		}
+		to <- rep
+	}
+}
+
+// destroy kills whatever is left of the box and releases everything it
+// held. It is safe on a partly started box.
+func (b *box) destroy(log interface{ Error(string, ...any) }) {
+	for _, f := range []*os.File{b.stdin, b.stdout, b.stderr, b.ctrl} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if b.proc != nil {
+		_ = b.proc.Kill()
+		_, _ = b.proc.Wait()
+		b.proc = nil
+	}
+	if b.reports != nil {
+		for range b.reports { // drained: the reader ends once init is gone
+		}
+		b.reports = nil
+	}
+	if b.group != nil {
+		if err := b.group.Kill(); err != nil {
+			log.Error("kill box cgroup", "err", err)
+		}
+		if err := b.group.Remove(); err != nil {
+			log.Error("remove box cgroup", "err", err)
+		}
+		b.group = nil
+	}
+	if b.slot != nil {
+		b.slot.release()
+		b.slot = nil
+	}
+}
+
+// run gives a started box its program and waits for the end.
+func (b *box) run(ctx context.Context, j *Jail, spec Spec) (Result, error) {
+	var res Result
+	lim := spec.Limits
+	// Wait until init has built the box: what it used until then is not
+	// the program's.
+	select {
+	case rep, ok := <-b.reports:
+		if !ok || !rep.Ready {
+			if rep.Error != "" {
+				return res, errors.New("box init: " + rep.Error)
+			}
+			return res, errors.New("box init ended before it was ready")
+		}
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	base, err := b.group.Stats()
+	if err != nil {
+		return res, err
+	}
+	if err := b.group.Set(cgroup.Limits{
+		MemoryBytes: lim.Memory,
+		Pids:        int64(lim.Processes) + initThreads,
+		CPUQuota:    lim.CPUs,
+	}); err != nil {
+		return res, err
+	}
+	ctrl := b.ctrl
+	b.ctrl = nil
 	go func() {
-		// Errors surface as init's own report (it could not read its config).
-		_ = writeControl(ctrlW, cfg, r.spec.Files)
-		ctrlW.Close()
+		// A failure here surfaces as init's own report (it could not read
+		// its config or files).
+		if writeMessage(ctrl, j.runConfig(spec)) == nil {
+			_ = writeFiles(ctrl, spec.Files)
+		}
+		ctrl.Close()
 	}()
-	if r.spec.Stdin != nil {
+	stdin := b.stdin
+	b.stdin = nil
+	if spec.Stdin != nil {
 		go func() {
-			_, _ = io.Copy(stdinW, r.spec.Stdin)
-			stdinW.Close()
+			_, _ = io.Copy(stdin, spec.Stdin)
+			stdin.Close()
 		}()
 	} else {
-		stdinW.Close()
+		stdin.Close()
 	}
 
 	overflow := make(chan struct{}, 2)
@@ -222,35 +318,22 @@ func (r *run) execute(ctx context.Context, seq uint64) (Result, error) {
 	errOut := &capture{limit: lim.Output, overflow: overflow}
 	var readers sync.WaitGroup
 	readers.Add(2)
-	go func() { defer readers.Done(); out.drain(stdoutR) }()
-	go func() { defer readers.Done(); errOut.drain(stderrR) }()
-
-	reports := make(chan boxinit.Report, 2)
-	go func() {
-		defer close(reports)
-		dec := json.NewDecoder(io.LimitReader(reportR, 1<<16))
-		for {
-			var rep boxinit.Report
-			if dec.Decode(&rep) != nil {
-				return
-			}
-			reports <- rep
-		}
-	}()
+	go func() { defer readers.Done(); out.drain(b.stdout) }()
+	go func() { defer readers.Done(); errOut.drain(b.stderr) }()
 
 	var (
-		final     *boxinit.Report
-		killed    bool
-		why       Status
-		message   string
-		started   time.Time
-		wall      <-chan time.Time
-		lastStats cgroup.Stats
+		final   *boxinit.Report
+		killed  bool
+		why     Status
+		message string
+		started time.Time
+		wall    <-chan time.Time
+		usage   cgroup.Stats
 	)
 	kill := func(s Status, msg string) {
 		if !killed {
 			killed, why, message = true, s, msg
-			_ = r.proc.Kill()
+			_ = b.proc.Kill()
 		}
 	}
 	tick := time.NewTicker(pollInterval)
@@ -258,7 +341,7 @@ func (r *run) execute(ctx context.Context, seq uint64) (Result, error) {
 loop:
 	for {
 		select {
-		case rep, ok := <-reports:
+		case rep, ok := <-b.reports:
 			if !ok {
 				break loop
 			}
@@ -277,38 +360,43 @@ loop:
 		case <-ctx.Done():
 			kill(StatusInternalError, "cancelled: "+ctx.Err().Error())
 		case <-tick.C:
-			s, err := r.group.Stats()
+			s, err := b.group.Stats()
 			if err != nil {
 				continue
 			}
-			lastStats = s
-			if s.CPUTime >= lim.CPUTime {
+			usage = s.Since(base)
+			if usage.CPUTime >= lim.CPUTime {
 				kill(StatusTimeLimit, "CPU time limit of "+lim.CPUTime.String()+" exceeded")
-			} else if s.OOMKills > 0 {
+			} else if usage.OOMKills > 0 {
 				kill(StatusMemoryLimit, "memory limit of "+strconv.FormatInt(lim.Memory, 10)+" bytes exceeded")
 			}
 		}
 	}
-	_ = r.proc.Kill() // init is done or dying; make sure
-	_, _ = r.proc.Wait()
-	r.proc = nil
+	b.reports = nil
+	_ = b.proc.Kill() // init is done or dying; make sure
+	_, _ = b.proc.Wait()
+	b.proc = nil
 	// With init gone the kernel has killed and reaped every process of the
 	// pid namespace, so every write end of the output pipes is closed.
 	readers.Wait()
-	if s, err := r.group.Stats(); err == nil {
-		lastStats = s
+	if s, err := b.group.Stats(); err == nil {
+		usage = s.Since(base)
 	}
 
 	res.Stdout, res.StdoutTruncated = out.buf.Bytes(), out.truncated
 	res.Stderr, res.StderrTruncated = errOut.buf.Bytes(), errOut.truncated
-	res.CPUTime = lastStats.CPUTime
-	res.Memory = lastStats.MemoryPeak
+	res.CPUTime = usage.CPUTime
+	res.Memory = usage.MemoryPeak
 	if final != nil && final.WallNanos > 0 {
 		res.WallTime = time.Duration(final.WallNanos)
 	} else if !started.IsZero() {
 		res.WallTime = time.Since(started)
 	}
+	return classify(ctx, res, lim, usage, final, killed, why, message)
+}
 
+// classify decides the status of a finished run.
+func classify(ctx context.Context, res Result, lim Limits, usage cgroup.Stats, final *boxinit.Report, killed bool, why Status, message string) (Result, error) {
 	switch {
 	case killed && why == StatusInternalError:
 		return res, ctx.Err()
@@ -318,9 +406,6 @@ loop:
 		if final != nil && final.Exited {
 			// The program ended by itself just as the limit hit.
 			res.ExitCode, res.Signal = final.ExitCode, final.Signal
-		}
-		if why == StatusOutputLimit {
-			res.Stdout, res.Stderr = out.head(), errOut.head()
 		}
 		return res, nil
 	case final == nil:
@@ -334,7 +419,7 @@ loop:
 	}
 	res.ExitCode, res.Signal = final.ExitCode, final.Signal
 	switch {
-	case lastStats.OOMKills > 0:
+	case usage.OOMKills > 0:
 		res.Status = StatusMemoryLimit
 		res.Message = "memory limit of " + strconv.FormatInt(lim.Memory, 10) + " bytes exceeded"
 	case res.CPUTime >= lim.CPUTime || final.Signal == int(unix.SIGXCPU):
@@ -390,10 +475,31 @@ func (c *capture) drain(r io.Reader) {
 	}
 }
 
-func (c *capture) head() []byte { return c.buf.Bytes() }
+// warmConfig is what init needs before a request: the same for every box.
+func (j *Jail) warmConfig() boxinit.Config {
+	binds := make([]boxinit.Bind, len(j.cfg.Binds))
+	for i, b := range j.cfg.Binds {
+		binds[i] = boxinit.Bind{Src: b.Src, Dst: b.Dst, Optional: b.Optional}
+	}
+	return boxinit.Config{
+		Hostname: j.cfg.Hostname,
+		UID:      BoxUID,
+		GID:      BoxGID,
+		Binds:    binds,
+		Devices:  []string{"null", "zero", "full", "random", "urandom"},
+		Generated: []boxinit.GenFile{
+			{Path: "/etc/passwd", Mode: 0o644, Data: "root:x:0:0:root:/root:/usr/sbin/nologin\n" +
+				BoxUser + ":x:1000:1000:runbox:/box:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
+			{Path: "/etc/group", Mode: 0o644, Data: "root:x:0:\n" + BoxUser + ":x:1000:\nnogroup:x:65534:\n"},
+			{Path: "/etc/hosts", Mode: 0o644, Data: "127.0.0.1\tlocalhost " + j.cfg.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
+			{Path: "/etc/hostname", Mode: 0o644, Data: j.cfg.Hostname + "\n"},
+			{Path: "/etc/nsswitch.conf", Mode: 0o644, Data: "passwd: files\ngroup: files\nhosts: files\n"},
+		},
+	}
+}
 
-// boxConfig is the configuration init receives.
-func (j *Jail) boxConfig(s Spec) boxinit.Config {
+// runConfig is what init needs for one run.
+func (j *Jail) runConfig(s Spec) boxinit.RunConfig {
 	lim := s.Limits
 	env := append([]string{}, s.Env...)
 	for _, kv := range DefaultEnv {
@@ -413,32 +519,15 @@ func (j *Jail) boxConfig(s Spec) boxinit.Config {
 	if dir == "" {
 		dir = "/box"
 	}
-	binds := make([]boxinit.Bind, len(j.cfg.Binds))
-	for i, b := range j.cfg.Binds {
-		binds[i] = boxinit.Bind{Src: b.Src, Dst: b.Dst, Optional: b.Optional}
-	}
 	inodes := lim.Disk / 4096
 	if inodes < 1024 {
 		inodes = 1024
 	}
 	cpuSecs := uint64(math.Ceil(lim.CPUTime.Seconds())) + 1
-	return boxinit.Config{
-		Argv:     s.Argv,
-		Env:      env,
-		Dir:      dir,
-		Hostname: j.cfg.Hostname,
-		UID:      BoxUID,
-		GID:      BoxGID,
-		Binds:    binds,
-		Devices:  []string{"null", "zero", "full", "random", "urandom"},
-		Generated: []boxinit.GenFile{
-			{Path: "/etc/passwd", Mode: 0o644, Data: "root:x:0:0:root:/root:/usr/sbin/nologin\n" +
-				BoxUser + ":x:1000:1000:runbox:/box:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
-			{Path: "/etc/group", Mode: 0o644, Data: "root:x:0:\n" + BoxUser + ":x:1000:\nnogroup:x:65534:\n"},
-			{Path: "/etc/hosts", Mode: 0o644, Data: "127.0.0.1\tlocalhost " + j.cfg.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
-			{Path: "/etc/hostname", Mode: 0o644, Data: j.cfg.Hostname + "\n"},
-			{Path: "/etc/nsswitch.conf", Mode: 0o644, Data: "passwd: files\ngroup: files\nhosts: files\n"},
-		},
+	return boxinit.RunConfig{
+		Argv:      s.Argv,
+		Env:       env,
+		Dir:       dir,
 		Workspace: boxinit.TmpfsSize{Bytes: lim.Disk, Inodes: inodes},
 		Tmp:       boxinit.TmpfsSize{Bytes: lim.Disk, Inodes: inodes},
 		Shm:       boxinit.TmpfsSize{Bytes: lim.Disk, Inodes: 1024},
@@ -457,18 +546,20 @@ func (j *Jail) boxConfig(s Spec) boxinit.Config {
 	}
 }
 
-// writeControl sends the length-prefixed config and then the workspace as a
-// tar stream.
-func writeControl(w io.Writer, cfg boxinit.Config, files []File) error {
-	b, err := json.Marshal(cfg)
+// writeMessage sends one length-prefixed JSON message.
+func writeMessage(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	var n [4]byte
 	binary.LittleEndian.PutUint32(n[:], uint32(len(b)))
-	if _, err := w.Write(append(n[:], b...)); err != nil {
-		return err
-	}
+	_, err = w.Write(append(n[:], b...))
+	return err
+}
+
+// writeFiles sends the workspace as a tar stream.
+func writeFiles(w io.Writer, files []File) error {
 	tw := tar.NewWriter(w)
 	for _, f := range files {
 		h := &tar.Header{Name: f.Name, Mode: int64(f.Mode), Typeflag: tar.TypeReg, Size: int64(len(f.Data))}

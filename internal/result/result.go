@@ -59,4 +59,3 @@ func text(b []byte) (string, string) {
 	}
 	return string([]rune(string(b))), base64.StdEncoding.EncodeToString(b)
 }
-

@@ -334,19 +334,41 @@ func build(p Policy, arch uint32, numbers map[string]uint32, x32 uint32) (Progra
 		}
 	}
 	sort.Slice(allowed, func(i, j int) bool { return allowed[i] < allowed[j] })
-	// Each allowed call is a compare followed by its own return, so every
-	// jump is short (classic BPF jumps reach at most 255 instructions). The
-	// kernel caches the verdict of calls whose result does not depend on
-	// their arguments (since 5.11), so the length costs nothing at run time
-	// for them.
-	for _, n := range allowed {
-		prog = append(prog, jeq(n, 0, 1), ret(RetAllow))
-	}
-	prog = append(prog, ret(deny))
+	// The allowed calls form a binary search tree on the number. The kernel
+	// emulates the filter once for every system call number when it is
+	// installed, to cache the verdict of calls that do not depend on their
+	// arguments (Linux 5.11+): a tree keeps that, and every uncached call,
+	// to a dozen comparisons instead of hundreds.
+	prog = append(prog, tree(allowed, deny)...)
 	if len(prog) > MaxInstructions {
 		return nil, fmt.Errorf("seccomp: program has %d instructions, more than %d", len(prog), MaxInstructions)
 	}
 	return prog, nil
+}
+
+// leafSize is how many calls a leaf of the tree compares one by one.
+const leafSize = 4
+
+// tree compiles a sorted list of allowed numbers (in the accumulator) into a
+// search tree that returns allow for a listed number and deny otherwise.
+func tree(nums []uint32, deny uint32) Program {
+	if len(nums) <= leafSize {
+		var p Program
+		for _, n := range nums {
+			p = append(p, jeq(n, 0, 1), ret(RetAllow))
+		}
+		return append(p, ret(deny))
+	}
+	mid := len(nums) / 2
+	left, right := tree(nums[:mid], deny), tree(nums[mid:], deny)
+	// jge: a number at or above nums[mid] takes the JA to the right half
+	// (JA reaches any distance; conditional jumps only 255).
+	p := Program{
+		{bpfJMP | bpfJGE | bpfK, 0, 1, nums[mid]},
+		{bpfJMP | bpfJA, 0, 0, uint32(len(left))},
+	}
+	p = append(p, left...)
+	return append(p, right...)
 }
 
 // ruleBlock compiles a rule into instructions that always end in a return, so

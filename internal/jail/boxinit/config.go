@@ -11,22 +11,22 @@ package boxinit
 
 // File descriptors the supervisor hands to init besides stdio.
 const (
-	// ControlFD carries, in order: a 4-byte little-endian length, the JSON
-	// Config, then a tar stream of the workspace's initial files. The
-	// supervisor closes it after the stream.
+	// ControlFD carries two length-prefixed JSON messages (a 4-byte
+	// little-endian length, then the JSON): the Config, sent as soon as
+	// init starts, and — possibly much later, when a request takes this
+	// warm box — the RunConfig, followed by a tar stream of the workspace's
+	// initial files. The supervisor closes it after the stream.
 	ControlFD = 3
-	// ReportFD carries JSON lines from init: one Report{Started} when the
-	// program has been started, then one final Report.
+	// ReportFD carries JSON lines from init: Report{Ready} once the box is
+	// built and waits for its RunConfig, Report{Started} once the program
+	// runs, then one final Report.
 	ReportFD = 4
 )
 
-// Config is everything init needs to build one box. It is made by the
-// supervisor (internal/jail) and travels over ControlFD.
+// Config is everything init needs to build a box before it knows what will
+// run in it. It is made by the supervisor (internal/jail) and travels over
+// ControlFD.
 type Config struct {
-	Argv []string `json:"argv"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"` // working directory inside the box
-
 	Hostname string `json:"hostname"`
 	// UID and GID of the program inside the box (never 0).
 	UID int `json:"uid"`
@@ -39,6 +39,13 @@ type Config struct {
 	Generated []GenFile `json:"generated"`
 	// Devices bound from the host's /dev (null, zero, full, random, urandom).
 	Devices []string `json:"devices"`
+}
+
+// RunConfig is what one run needs on top of a built box.
+type RunConfig struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"` // working directory inside the box
 
 	Workspace TmpfsSize `json:"workspace"` // /box
 	Tmp       TmpfsSize `json:"tmp"`       // /tmp
@@ -78,7 +85,9 @@ type Rlimit struct {
 
 // Report is one line on ReportFD.
 type Report struct {
-	// Started is set on the first line, once the program is running.
+	// Ready is set on the first line, once the box is built.
+	Ready bool `json:"ready,omitempty"`
+	// Started is set once the program is running.
 	Started bool `json:"started,omitempty"`
 
 	// Final line: either Error (init failed: a runbox fault), ExecError (the

@@ -54,75 +54,93 @@ type execError struct{ err error }
 
 func (e *execError) Error() string { return e.err.Error() }
 
-func readConfig(r io.Reader) (*Config, error) {
+// readMessage reads one length-prefixed JSON message.
+func readMessage(r io.Reader, v any) error {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
-		return nil, fmt.Errorf("read config length: %w", err)
+		return fmt.Errorf("read config length: %w", err)
 	}
 	size := binary.LittleEndian.Uint32(n[:])
 	if size > maxConfig {
-		return nil, fmt.Errorf("config of %d bytes is too large", size)
+		return fmt.Errorf("config of %d bytes is too large", size)
 	}
 	b := make([]byte, size)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return fmt.Errorf("read config: %w", err)
 	}
-	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("decode config: %w", err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode config: %w", err)
 	}
-	if c.UID == 0 || c.GID == 0 {
-		return nil, errors.New("config: the program must not run as root")
-	}
-	if len(c.Argv) == 0 {
-		return nil, errors.New("config: empty argv")
-	}
-	return &c, nil
+	return nil
 }
 
 func run(enc *json.Encoder) (int, error) {
 	ctrl := os.NewFile(ControlFD, "control")
-	cfg, err := readConfig(ctrl)
-	if err != nil {
+	var cfg Config
+	if err := readMessage(ctrl, &cfg); err != nil {
 		return 0, err
 	}
-	if err := buildRoot(cfg); err != nil {
+	if cfg.UID == 0 || cfg.GID == 0 {
+		return 0, errors.New("config: the program must not run as root")
+	}
+	// Everything that does not depend on the request.
+	if err := buildRoot(&cfg); err != nil {
 		return 0, err
 	}
-	if err := extract(tar.NewReader(ctrl), "/box", cfg.UID, cfg.GID); err != nil {
-		return 0, fmt.Errorf("workspace files: %w", err)
-	}
-	ctrl.Close()
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return 0, fmt.Errorf("sethostname: %w", err)
 	}
 	if err := loopbackUp(); err != nil {
 		return 0, err
 	}
-	if err := setRlimits(cfg.Rlimits); err != nil {
+	if err := enc.Encode(Report{Ready: true}); err != nil {
+		return 0, err
+	}
+
+	// Then wait, maybe for long, until a request takes this box.
+	var rc RunConfig
+	if err := readMessage(ctrl, &rc); err != nil {
+		return 0, err
+	}
+	if len(rc.Argv) == 0 {
+		return 0, errors.New("config: empty argv")
+	}
+	for _, m := range []struct {
+		dir  string
+		size TmpfsSize
+	}{{"/box", rc.Workspace}, {"/tmp", rc.Tmp}, {"/dev/shm", rc.Shm}} {
+		if err := resizeTmpfs(m.dir, m.size); err != nil {
+			return 0, err
+		}
+	}
+	if err := extract(tar.NewReader(ctrl), "/box", cfg.UID, cfg.GID); err != nil {
+		return 0, fmt.Errorf("workspace files: %w", err)
+	}
+	ctrl.Close()
+	if err := setRlimits(rc.Rlimits); err != nil {
 		return 0, err
 	}
 	if err := dropPrivileges(); err != nil {
 		return 0, err
 	}
-	if err := installSeccomp(cfg.Seccomp); err != nil {
+	if err := installSeccomp(rc.Seccomp); err != nil {
 		return 0, err
 	}
-	return supervise(enc, cfg)
+	return supervise(enc, &cfg, &rc)
 }
 
 // supervise starts the program and reaps every process of the box until the
 // program itself ends; then init exits, and the kernel kills whatever is
 // left in the pid namespace (a daemonized grandchild included).
-func supervise(enc *json.Encoder, cfg *Config) (int, error) {
-	path, err := lookPath(cfg.Argv[0], cfg.Env)
+func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig) (int, error) {
+	path, err := lookPath(rc.Argv[0], rc.Env)
 	if err != nil {
 		return 0, &execError{err}
 	}
 	start := time.Now()
-	pid, err := syscall.ForkExec(path, cfg.Argv, &syscall.ProcAttr{
-		Dir:   cfg.Dir,
-		Env:   cfg.Env,
+	pid, err := syscall.ForkExec(path, rc.Argv, &syscall.ProcAttr{
+		Dir:   rc.Dir,
+		Env:   rc.Env,
 		Files: []uintptr{0, 1, 2},
 		Sys: &syscall.SysProcAttr{
 			// A new session with no controlling terminal.
@@ -135,7 +153,7 @@ func supervise(enc *json.Encoder, cfg *Config) (int, error) {
 		},
 	})
 	if err != nil {
-		return 0, &execError{fmt.Errorf("%s: %w", cfg.Argv[0], err)}
+		return 0, &execError{fmt.Errorf("%s: %w", rc.Argv[0], err)}
 	}
 	if err := enc.Encode(Report{Started: true}); err != nil {
 		return 0, err

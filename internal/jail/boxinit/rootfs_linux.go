@@ -107,7 +107,7 @@ func buildRoot(cfg *Config) error {
 	if err := os.Mkdir(filepath.Join(newRoot, "dev", "shm"), 0o755); err != nil {
 		return err
 	}
-	if err := mountTmpfs(filepath.Join(newRoot, "dev", "shm"), cfg.Shm, cfg.UID, cfg.GID, 0o1777); err != nil {
+	if err := mountTmpfs(filepath.Join(newRoot, "dev", "shm"), warmSize, cfg.UID, cfg.GID, 0o1777); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
 	if err := unix.Mount("", filepath.Join(newRoot, "dev"), "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
@@ -118,10 +118,10 @@ func buildRoot(cfg *Config) error {
 	if err := unix.Mount("proc", filepath.Join(newRoot, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
-	if err := mountTmpfs(filepath.Join(newRoot, "box"), cfg.Workspace, cfg.UID, cfg.GID, 0o755); err != nil {
+	if err := mountTmpfs(filepath.Join(newRoot, "box"), warmSize, cfg.UID, cfg.GID, 0o755); err != nil {
 		return fmt.Errorf("mount /box: %w", err)
 	}
-	if err := mountTmpfs(filepath.Join(newRoot, "tmp"), cfg.Tmp, cfg.UID, cfg.GID, 0o1777); err != nil {
+	if err := mountTmpfs(filepath.Join(newRoot, "tmp"), warmSize, cfg.UID, cfg.GID, 0o1777); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
 
@@ -214,6 +214,22 @@ func placeSource(s source) error {
 	}
 	if err := unix.MountSetattr(-1, dst, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs}); err != nil {
 		return fmt.Errorf("restrict %s: %w", s.dst, err)
+	}
+	return nil
+}
+
+// warmSize is the size of the writable tmpfs mounts until the run's own
+// sizes arrive: nothing is written to them before.
+var warmSize = TmpfsSize{Bytes: 4096, Inodes: 16}
+
+// resizeTmpfs gives a writable tmpfs the run's size and inode limit.
+func resizeTmpfs(dir string, size TmpfsSize) error {
+	if size.Bytes <= 0 || size.Inodes <= 0 {
+		return fmt.Errorf("tmpfs %s: size and inodes must be positive", dir)
+	}
+	opts := fmt.Sprintf("size=%d,nr_inodes=%d", size.Bytes, size.Inodes)
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("resize %s: %w", dir, err)
 	}
 	return nil
 }
