@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	runboxBin string // the real binary, built once
+	initBin   string // a fresh runbox-init, passed with --init
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "clitest-")
+	if err != nil {
+		panic(err)
+	}
+	runboxBin, initBin = filepath.Join(dir, "runbox"), filepath.Join(dir, "runbox-init")
+	for _, b := range [][]string{{runboxBin, "."}, {initBin, "../runbox-init"}} {
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runbox(t *testing.T, stdin string, args ...string) cliResult {
+	t.Helper()
+	if len(args) > 0 && args[0] == "run" {
+		args = append([]string{"run", "--init", initBin}, args[1:]...)
+	}
+	cmd := exec.Command(runboxBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return cliResult{code, out.String(), errb.String()}
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("requires root (runbox run creates boxes)")
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	cases := [][]string{
+		{},
+		{"frobnicate"},
+		{"run"},
+		{"run", "--"},
+		{"run", "--memory", "lots", "--", "true"},
+		{"run", "--wall-time", "-1s", "--", "true"},
+		{"run", "--wall-time", "0", "--", "true"},
+		{"run", "--processes", "0", "--", "true"},
+		{"run", "--env", "NOEQUALS", "--", "true"},
+		{"run", "--no-such-flag", "--", "true"},
+		{"run", "--memory", "1k", "--", "true"},
+		{"run", "--stdin", "/no/such/file", "--", "true"},
+		{"run", "--files", "/no/such/dir", "--", "true"},
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := runbox(t, "", args...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2 (stderr %q)", r.code, r.stderr)
+			}
+			if lines := strings.Count(strings.TrimSpace(r.stderr), "\n"); lines != 0 || r.stderr == "" {
+				t.Fatalf("want one line on stderr, got %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestJSONResult(t *testing.T) {
+	needRoot(t)
+	r := runbox(t, "", "run", "--json", "--", "/bin/sh", "-c", `echo hello; echo oops >&2; printf '\377\000' >&2; exit 3`)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, r.stdout)
+	}
+	for _, k := range []string{"status", "exit_code", "signal", "message", "stdout", "stderr", "stdout_truncated",
+		"stderr_truncated", "wall_time_ms", "cpu_time_ms", "memory_bytes"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("field %s missing", k)
+		}
+	}
+	if got["status"] != "runtime_error" || got["exit_code"] != 3.0 || got["stdout"] != "hello\n" || got["signal"] != nil {
+		t.Errorf("%s", r.stdout)
+	}
+	raw, err := base64.StdEncoding.DecodeString(fmt.Sprint(got["stderr_base64"]))
+	if err != nil || string(raw) != "oops\n\xff\x00" {
+		t.Errorf("stderr_base64 %q (%v)", raw, err)
+	}
+	if _, ok := got["stdout_base64"]; ok {
+		t.Error("stdout_base64 present for valid UTF-8")
+	}
+	if mem, _ := got["memory_bytes"].(float64); mem <= 0 {
+		t.Errorf("memory_bytes %v", got["memory_bytes"])
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	needRoot(t)
+	cases := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"--", "/bin/sh", "-c", "echo hi; exit 7"}, 7, "hi\n"},
+		{[]string{"--", "/bin/sh", "-c", "kill -SEGV $$"}, 128 + 11, ""},
+		{[]string{"--wall-time", "200ms", "--", "sleep", "10"}, 124, ""},
+		{[]string{"--cpu-time", "300ms", "--", "/bin/sh", "-c", "while :; do :; done"}, 124, ""},
+		{[]string{"--memory", "32MiB", "--", "/usr/bin/python3", "-c", "x = bytearray(64 << 20)"}, 121, ""},
+		{[]string{"--output", "100", "--", "yes"}, 120, strings.Repeat("y\n", 50)},
+		{[]string{"--", "no-such-command"}, 127, ""},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := runbox(t, "", append([]string{"run"}, tc.args...)...)
+			if r.code != tc.code || r.stdout != tc.out {
+				t.Fatalf("exit %d stdout %q (stderr %q); want %d %q", r.code, r.stdout, r.stderr, tc.code, tc.out)
+			}
+		})
+	}
+}
+
+func TestFilesStdinEnv(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "sub", "data.txt"), []byte("from the host\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte("#!/bin/sh\ncat sub/data.txt; read line; echo \"stdin: $line\"; echo \"env: $GREETING\"\n"), 0o755)
+	stdinFile := filepath.Join(dir, "in.txt")
+	os.WriteFile(stdinFile, []byte("from a file\n"), 0o644)
+
+	r := runbox(t, "typed\n", "run", "--files", dir, "--env", "GREETING=hi there", "--", "./run.sh")
+	if r.code != 0 || r.stdout != "from the host\nstdin: typed\nenv: hi there\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runbox(t, "typed\n", "run", "--files", dir, "--stdin", stdinFile, "--", "./run.sh")
+	if !strings.Contains(r.stdout, "stdin: from a file") {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+}
+
+// If runbox itself dies, its box dies with it.
+func TestBoxDiesWithRunbox(t *testing.T) {
+	needRoot(t)
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			marker := fmt.Sprintf("%d.%d", 100+int(sig), os.Getpid())
+			cmd := exec.Command(runboxBin, "run", "--init", initBin, "--wall-time", "5m", "--", "sleep", marker)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			waitFor(t, func() bool { return findProcess(marker) != 0 })
+			cmd.Process.Signal(sig)
+			waitFor(t, func() bool { return findProcess(marker) == 0 })
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// findProcess returns the pid of a process whose command line contains
+// marker, or 0.
+func findProcess(marker string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if f := strings.Split(string(b), "\x00"); len(f) > 1 && f[0] == "sleep" && f[1] == marker {
+			return pid
+		}
+	}
+	return 0
+}

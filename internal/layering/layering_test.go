@@ -1,0 +1,67 @@
+package layering
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/runbox-dev/runbox"
+
+// packages maps every package of the module to its direct imports.
+func packages(t *testing.T) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}:{{join .Imports \",\"}}", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	pkgs := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, imports, _ := strings.Cut(line, ":")
+		pkgs[strings.TrimPrefix(name, module+"/")] = strings.Split(imports, ",")
+	}
+	return pkgs
+}
+
+func stdlib(p string) bool { return p == "" || !strings.Contains(strings.Split(p, "/")[0], ".") }
+
+func TestLayering(t *testing.T) {
+	pkgs := packages(t)
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found only %v", pkgs)
+	}
+	privileged := map[string]bool{"internal/jail": true, "internal/jail/boxinit": true, "internal/cgroup": true, "internal/seccomp": true}
+	for pkg, imports := range pkgs {
+		for _, imp := range imports {
+			local := strings.TrimPrefix(imp, module+"/")
+			// Privilege stays in few places.
+			if imp == "golang.org/x/sys/unix" && !privileged[pkg] {
+				t.Errorf("%s imports x/sys/unix; only %v may", pkg, privileged)
+			}
+			switch pkg {
+			case "internal/jail/boxinit":
+				// The in-box init starts in every box: standard library and
+				// x/sys only, nothing of runbox.
+				if !stdlib(imp) && imp != "golang.org/x/sys/unix" {
+					t.Errorf("boxinit imports %s", imp)
+				}
+			case "cmd/runbox-init":
+				if !stdlib(imp) && local != "internal/jail/boxinit" {
+					t.Errorf("runbox-init imports %s", imp)
+				}
+			case "internal/seccomp", "internal/cgroup", "internal/units":
+				if strings.HasPrefix(imp, module) {
+					t.Errorf("%s is a leaf but imports %s", pkg, imp)
+				}
+			}
+			// Dependencies point one way: the jail never reaches up.
+			if strings.HasPrefix(pkg, "internal/jail") && strings.HasPrefix(local, "internal/") &&
+				!strings.HasPrefix(local, "internal/jail") && !map[string]bool{"internal/cgroup": true, "internal/seccomp": true, "internal/initbin": true}[local] {
+				t.Errorf("%s imports %s", pkg, local)
+			}
+			if strings.HasPrefix(pkg, "internal/api") && strings.HasPrefix(local, "internal/jail") {
+				t.Errorf("%s imports the jail; the API goes through the runner", pkg)
+			}
+		}
+	}
+}
