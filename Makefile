@@ -1,0 +1,36 @@
+# runbox — build, run, test. `make` builds bin/runbox (with runbox-init
+# embedded in it); `make run` builds and runs an example in a box;
+# `make test` runs the whole suite (as root, every isolation test runs).
+
+GO          ?= go
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+EXAMPLE     ?= /usr/bin/python3 -c 'import os, socket; print("hello from", socket.gethostname(), "as uid", os.getuid(), "in", os.getcwd())'
+
+.PHONY: all build run test lint bench clean
+
+all: build
+
+build:
+	$(GO) generate ./internal/initbin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/runbox ./cmd/runbox
+
+run: build
+	./bin/runbox run --json -- $(EXAMPLE)
+
+lint: build
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	GOOS=darwin $(GO) build ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# The race detector needs cgo (gcc); the packages are tested with it.
+test: lint
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+bench: build
+	bench/jail.sh
+	bench/cli.sh
+
+clean:
+	rm -rf bin internal/initbin/bin/runbox-init

@@ -1,0 +1,71 @@
+// Command benchtab reads `go test -bench` output (several -count runs) on
+// stdin and prints a Markdown table: the median time per run of each
+// benchmark, and for the jail's benchmarks the overhead and ratio against the
+// bare exec of the same program measured in the same run.
+//
+// Benchmark names are Bench<Kind>/<program>-<workers>; BareExec is the
+// baseline.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+)
+
+var line = regexp.MustCompile(`^Benchmark(\w+)/([\w.-]+?)(?:-(\d+))?\s+\d+\s+([\d.]+) ns/op`)
+
+type key struct{ kind, prog, workers string }
+
+func median(xs []float64) float64 {
+	sort.Float64s(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+func main() {
+	samples := map[key][]float64{}
+	var order []key
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		w := m[3]
+		if w == "" {
+			w = "1"
+		}
+		k := key{m[1], m[2], w}
+		ns, _ := strconv.ParseFloat(m[4], 64)
+		if _, seen := samples[k]; !seen {
+			order = append(order, k)
+		}
+		samples[k] = append(samples[k], ns)
+	}
+	if len(order) == 0 {
+		fmt.Fprintln(os.Stderr, "benchtab: no benchmark lines on stdin")
+		os.Exit(1)
+	}
+	fmt.Println("| what | program | workers | median per run | runs/s | over bare exec | × bare exec |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, k := range order {
+		ms := median(samples[k]) / 1e6
+		over, ratio := "—", "—"
+		if k.kind != "BareExec" {
+			if base, ok := samples[key{"BareExec", k.prog, k.workers}]; ok {
+				b := median(base) / 1e6
+				over = fmt.Sprintf("+%.2f ms", ms-b)
+				ratio = fmt.Sprintf("%.1f×", ms/b)
+			}
+		}
+		// With N parallel workers, ns/op is wall time per completed run.
+		fmt.Printf("| %s | %s | %s | %.2f ms | %.0f | %s | %s |\n", k.kind, k.prog, k.workers, ms, 1000/ms, over, ratio)
+	}
+}
