@@ -5,7 +5,7 @@ package initbin
 
 import (
 	"embed"
-	"io/fs"
+	"io"
 )
 
 //go:generate env CGO_ENABLED=0 go build -trimpath -ldflags=-s -o bin/runbox-init ../../cmd/runbox-init
@@ -16,12 +16,16 @@ var files embed.FS
 // Name is the embedded file's name.
 const Name = "runbox-init"
 
-// Bytes returns the embedded init, or false when runbox was built without
-// running go generate first.
-func Bytes() ([]byte, bool) {
-	b, err := fs.ReadFile(files, "bin/"+Name)
-	if err != nil || len(b) == 0 {
+// Open returns the embedded init, or false when runbox was built without
+// running go generate first. Reading it streams from the binary's own data
+// (fs.ReadFile would copy all of it to the heap first).
+func Open() (io.Reader, bool) {
+	f, err := files.Open("bin/" + Name)
+	if err != nil {
 		return nil, false
 	}
-	return b, true
+	if st, err := f.Stat(); err != nil || st.Size() == 0 {
+		return nil, false
+	}
+	return f, true
 }

@@ -3,6 +3,7 @@ package jail
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -24,7 +25,8 @@ var ErrNeedRoot = errors.New("runbox needs to run as root (it maps box uids and 
 type Jail struct {
 	cfg      Config
 	log      *slog.Logger
-	initFD   int    // sealed memfd holding runbox-init
+	initMem  *os.File // sealed memfd holding runbox-init
+	initFD   int      // its descriptor
 	initPath string // /proc/self/fd/<initFD>
 	filter   []byte // compiled seccomp program
 	layout   cgroup.Layout
@@ -129,15 +131,17 @@ func processAlive(pid int) bool {
 // write, even by root), and the runbox binary on disk is never executed in
 // a box at all — the defence against runc CVE-2019-5736.
 func (j *Jail) loadInit() error {
-	var b []byte
+	var src io.Reader
 	if j.cfg.InitPath != "" {
-		var err error
-		if b, err = os.ReadFile(j.cfg.InitPath); err != nil {
+		f, err := os.Open(j.cfg.InitPath)
+		if err != nil {
 			return fmt.Errorf("read init: %w", err)
 		}
+		defer f.Close()
+		src = f
 	} else {
 		var ok bool
-		if b, ok = initbin.Bytes(); !ok {
+		if src, ok = initbin.Open(); !ok {
 			return errors.New("this runbox was built without runbox-init: build it with `make` (go generate ./internal/initbin)")
 		}
 	}
@@ -148,19 +152,17 @@ func (j *Jail) loadInit() error {
 	if err != nil {
 		return fmt.Errorf("memfd for init: %w", err)
 	}
-	for off := 0; off < len(b); {
-		n, err := unix.Write(fd, b[off:])
-		if err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("write init: %w", err)
-		}
-		off += n
+	mem := os.NewFile(uintptr(fd), "runbox-init")
+	if _, err := io.Copy(mem, src); err != nil {
+		mem.Close()
+		return fmt.Errorf("write init: %w", err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-		unix.Close(fd)
+		mem.Close()
 		return fmt.Errorf("seal init: %w", err)
 	}
+	j.initMem = mem
 	j.initFD = fd
 	j.initPath = "/proc/self/fd/" + strconv.Itoa(fd)
 	return nil
@@ -189,8 +191,9 @@ func (j *Jail) Close() error {
 		err = j.cgroups.Close()
 		j.cgroups = nil
 	}
-	if j.initFD >= 0 {
-		unix.Close(j.initFD)
+	if j.initMem != nil {
+		j.initMem.Close()
+		j.initMem = nil
 		j.initFD = -1
 	}
 	return err
