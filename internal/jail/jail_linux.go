@@ -27,8 +27,8 @@ type Jail struct {
 	log      *slog.Logger
 	initMem  *os.File // sealed memfd holding runbox-init
 	initFD   int      // its descriptor
-	initPath string // /proc/self/fd/<initFD>
-	filter   []byte // compiled seccomp program
+	initPath string   // /proc/self/fd/<initFD>
+	filter   []byte   // compiled seccomp program
 	layout   cgroup.Layout
 	cgroups  *cgroup.Manager
 
