@@ -154,6 +154,10 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if !o.json {
+		// Output passes through as the program writes it.
+		o.spec.StdoutTee, o.spec.StderrTee = stdout, stderr
+	}
 	cfg := jail.DefaultConfig()
 	cfg.InitPath = o.initPath
 	j, err := jail.New(cfg)
@@ -179,8 +183,6 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	stdout.Write(res.Stdout)
-	stderr.Write(res.Stderr)
 	switch res.Status {
 	case jail.StatusOK, jail.StatusRuntimeError:
 		if res.ExitCode == exitCannotExecute && res.Message != "" {

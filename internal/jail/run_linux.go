@@ -314,8 +314,8 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec) (Result, error) {
 	}
 
 	overflow := make(chan struct{}, 2)
-	out := &capture{limit: lim.Output, overflow: overflow}
-	errOut := &capture{limit: lim.Output, overflow: overflow}
+	out := &capture{limit: lim.Output, overflow: overflow, tee: spec.StdoutTee}
+	errOut := &capture{limit: lim.Output, overflow: overflow, tee: spec.StderrTee}
 	var readers sync.WaitGroup
 	readers.Add(2)
 	go func() { defer readers.Done(); out.drain(b.stdout) }()
@@ -449,6 +449,16 @@ type capture struct {
 	buf       bytes.Buffer
 	truncated bool
 	overflow  chan<- struct{}
+	tee       io.Writer // optional live copy of what is kept
+}
+
+func (c *capture) keep(b []byte) {
+	c.buf.Write(b)
+	if c.tee != nil {
+		if _, err := c.tee.Write(b); err != nil {
+			c.tee = nil // a closed terminal must not stop the capture
+		}
+	}
 }
 
 func (c *capture) drain(r io.Reader) {
@@ -459,14 +469,14 @@ func (c *capture) drain(r io.Reader) {
 			room := c.limit - int64(c.buf.Len())
 			if int64(n) > room {
 				if room > 0 {
-					c.buf.Write(b[:room])
+					c.keep(b[:room])
 				}
 				if !c.truncated {
 					c.truncated = true
 					c.overflow <- struct{}{}
 				}
 			} else {
-				c.buf.Write(b[:n])
+				c.keep(b[:n])
 			}
 		}
 		if err != nil {

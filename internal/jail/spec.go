@@ -122,7 +122,12 @@ type Spec struct {
 	Env   []string // KEY=VALUE; a default PATH, HOME and LANG are added when absent
 	Dir   string   // working directory inside the box; default /box
 	Stdin io.Reader
-	Files []File
+	// StdoutTee and StderrTee, when set, receive the program's output as it
+	// is produced: exactly the bytes kept in the Result (the first
+	// Limits.Output bytes of each stream), written from the goroutine that
+	// reads that stream.
+	StdoutTee, StderrTee io.Writer
+	Files                []File
 	Limits
 }
 

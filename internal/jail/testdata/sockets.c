@@ -12,6 +12,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #ifndef AF_VSOCK
 #define AF_VSOCK 40
@@ -49,6 +51,33 @@ int main(int argc, char **argv) {
 	errno = 0;
 	printf("lo_down %d\n", ioctl(fd, SIOCSIFFLAGS, &ifr) < 0 ? errno : 0);
 	close(fd);
+
+	// The same change through rtnetlink: add an address to lo. The socket
+	// is allowed (getifaddrs reads through it); the change needs
+	// CAP_NET_ADMIN and the kernel's ack carries -EPERM.
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	struct {
+		struct nlmsghdr nh;
+		struct ifaddrmsg ifa;
+		struct rtattr rta;
+		unsigned char addr[4];
+	} req = {
+		.nh = {.nlmsg_len = sizeof req, .nlmsg_type = RTM_NEWADDR, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, .nlmsg_seq = 1},
+		.ifa = {.ifa_family = AF_INET, .ifa_prefixlen = 8, .ifa_index = 1},
+		.rta = {.rta_len = RTA_LENGTH(4), .rta_type = IFA_LOCAL},
+		.addr = {10, 9, 8, 7},
+	};
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	int nl_err = -1;
+	if (fd >= 0 && sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) >= 0) {
+		char buf[4096];
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+		if (n > 0 && h->nlmsg_type == NLMSG_ERROR)
+			nl_err = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+	}
+	printf("netlink_newaddr %d\n", nl_err);
+	if (fd >= 0) close(fd);
 
 	if (argc > 1) {
 		fd = socket(AF_INET, SOCK_STREAM, 0);
