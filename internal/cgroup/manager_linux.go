@@ -29,8 +29,8 @@ type Manager struct {
 // a single path element; it is usually "runbox-<pid>", so that a later run
 // can sweep what a crashed one left behind.
 func NewManager(l Layout, name string) (*Manager, error) {
-	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
-		return nil, fmt.Errorf("cgroup name %q: must be one path element", name)
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	m := &Manager{layout: l, name: name, ctrl: map[string]string{}}
 	switch l.Version {
@@ -116,14 +116,28 @@ func (m *Manager) Version() Version { return m.layout.Version }
 
 // Close removes the parent group. Every box group must be removed first.
 func (m *Manager) Close() error {
+	err := removeAll(m.dirs)
+	m.dirs = nil
+	return err
+}
+
+// removeAll removes cgroup directories, children first as listed.
+func removeAll(dirs []string) error {
 	var errs []error
-	for _, d := range m.dirs {
+	for _, d := range dirs {
 		if err := rmdirRetry(d); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	m.dirs = nil
 	return errors.Join(errs...)
+}
+
+// checkName accepts a single path element.
+func checkName(name string) error {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return fmt.Errorf("cgroup name %q: must be one path element", name)
+	}
+	return nil
 }
 
 // Group is one box's cgroup.
@@ -136,8 +150,8 @@ type Group struct {
 
 // New creates a box group called name (one path element) with the limits.
 func (m *Manager) New(name string, l Limits) (*Group, error) {
-	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
-		return nil, fmt.Errorf("cgroup name %q: must be one path element", name)
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	g := &Group{version: m.layout.Version, ctrl: map[string]string{}, fd: -1}
 	if m.layout.Version == V1 {
@@ -371,14 +385,9 @@ func (g *Group) Remove() error {
 		unix.Close(g.fd)
 		g.fd = -1
 	}
-	var errs []error
-	for _, d := range g.dirs {
-		if err := rmdirRetry(d); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	err := removeAll(g.dirs)
 	g.dirs = nil
-	return errors.Join(errs...)
+	return err
 }
 
 // Sweep removes parent groups named prefix<pid> (and their box groups) under
