@@ -11,6 +11,17 @@ import (
 	"time"
 )
 
+// cleanupGroup removes a test's groups even when the test fails midway.
+func cleanupGroup(t *testing.T, m *Manager, g **Group) {
+	t.Cleanup(func() {
+		if *g != nil && (*g).dirs != nil {
+			(*g).Kill()
+			(*g).Remove()
+		}
+		m.Close()
+	})
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -59,7 +70,9 @@ func TestV1Lifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := m.New("box-1", Limits{MemoryBytes: 32 << 20, Pids: 7, CPUQuota: 0.5})
+	var g *Group
+	cleanupGroup(t, m, &g)
+	g, err = m.New("box-1", Limits{MemoryBytes: 32 << 20, Pids: 7, CPUQuota: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,8 +162,9 @@ func TestV2Lifecycle(t *testing.T) {
 	if err != nil {
 		t.Skipf("requires a writable cgroup2 hierarchy: %v", err)
 	}
-	defer m.Close()
-	g, err := m.New("box-1", Limits{MemoryBytes: 32 << 20, Pids: 8})
+	var g *Group
+	cleanupGroup(t, m, &g)
+	g, err = m.New("box-1", Limits{MemoryBytes: 32 << 20, Pids: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +207,9 @@ func TestSweepRemovesGroupsOfDeadSupervisors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := m.New("box-9", Limits{MemoryBytes: 16 << 20, Pids: 4})
+	var g *Group
+	cleanupGroup(t, m, &g)
+	g, err = m.New("box-9", Limits{MemoryBytes: 16 << 20, Pids: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
