@@ -1,6 +1,7 @@
 package jail
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -8,12 +9,14 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/runbox-dev/runbox/internal/cgroup"
 	"github.com/runbox-dev/runbox/internal/initbin"
+	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 	"github.com/runbox-dev/runbox/internal/seccomp"
 )
 
@@ -31,6 +34,12 @@ type Jail struct {
 	filter   []byte   // compiled seccomp program
 	layout   cgroup.Layout
 	cgroups  *cgroup.Manager
+
+	// The spawner: runbox-init in its spawner role, which clones every box
+	// (see boxinit.SpawnerArg for why). spawnMu serialises its exchanges.
+	spawner   *os.Process
+	spawnMu   sync.Mutex
+	spawnSock int
 
 	// pool holds warm boxes when Config.Pool > 0; fillers keep it full.
 	pool    chan *box
@@ -70,8 +79,12 @@ func New(cfg Config) (*Jail, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Jail{cfg: cfg, log: log, filter: prog.Bytes(), initFD: -1}
+	j := &Jail{cfg: cfg, log: log, filter: prog.Bytes(), initFD: -1, spawnSock: -1}
 	if err := j.loadInit(); err != nil {
+		return nil, err
+	}
+	if err := j.startSpawner(); err != nil {
+		j.Close()
 		return nil, err
 	}
 	j.layout, err = cgroup.Discover()
@@ -168,6 +181,85 @@ func (j *Jail) loadInit() error {
 	return nil
 }
 
+// startSpawner starts runbox-init in its spawner role, connected by a
+// SOCK_SEQPACKET socket pair.
+func (j *Jail) startSpawner() error {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("spawner socket: %w", err)
+	}
+	theirs := os.NewFile(uintptr(pair[1]), "spawner")
+	defer theirs.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		unix.Close(pair[0])
+		return err
+	}
+	defer devnull.Close()
+	j.spawner, err = os.StartProcess(j.initPath, []string{"runbox-init", boxinit.SpawnerArg}, &os.ProcAttr{
+		Dir:   "/",
+		Env:   []string{},
+		Files: []*os.File{devnull, devnull, devnull, theirs},
+		// It dies with us, and every box with it.
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		unix.Close(pair[0])
+		return fmt.Errorf("start spawner: %w", err)
+	}
+	j.spawnSock = pair[0]
+	return nil
+}
+
+// spawn asks the spawner for a box with the descriptors fds (which the
+// caller keeps open until spawn returns) and returns its init's pid and a
+// pidfd for it.
+func (j *Jail) spawn(req boxinit.SpawnRequest, fds []int) (int, int, error) {
+	msg, err := json.Marshal(req)
+	if err != nil {
+		return 0, -1, err
+	}
+	j.spawnMu.Lock()
+	defer j.spawnMu.Unlock()
+	if err := unix.Sendmsg(j.spawnSock, msg, unix.UnixRights(fds...), nil, 0); err != nil {
+		return 0, -1, fmt.Errorf("spawner: %w", err)
+	}
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	var n, oobn int
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(j.spawnSock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil || n == 0 {
+		return 0, -1, fmt.Errorf("spawner gone: %v", err)
+	}
+	var pidfd = -1
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if r, err := unix.ParseUnixRights(&m); err == nil && len(r) > 0 {
+				pidfd = r[0]
+				for _, extra := range r[1:] {
+					unix.Close(extra)
+				}
+			}
+		}
+	}
+	var reply boxinit.SpawnReply
+	if err := json.Unmarshal(buf[:n], &reply); err != nil || reply.Error != "" || pidfd < 0 || reply.Pid <= 0 {
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+		if reply.Error != "" {
+			return 0, -1, errors.New(reply.Error)
+		}
+		return 0, -1, fmt.Errorf("spawner: bad reply %q", buf[:n])
+	}
+	return reply.Pid, pidfd, nil
+}
+
 // CgroupVersion reports which cgroup layout boxes use.
 func (j *Jail) CgroupVersion() cgroup.Version { return j.layout.Version }
 
@@ -186,6 +278,14 @@ func (j *Jail) Close() error {
 		j.stop = nil
 	}
 	j.active.Wait()
+	if j.spawnSock >= 0 {
+		unix.Close(j.spawnSock) // the spawner exits when its socket closes
+		j.spawnSock = -1
+	}
+	if j.spawner != nil {
+		_, _ = j.spawner.Wait()
+		j.spawner = nil
+	}
 	var err error
 	if j.cgroups != nil {
 		err = j.cgroups.Close()

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,10 +32,6 @@ const pollInterval = 10 * time.Millisecond
 // runs a few threads) on top of the program's own limit; RLIMIT_NPROC, which
 // counts only the program's uid, holds the program to its exact limit.
 const initThreads = 16
-
-// Namespaces every box gets.
-const cloneFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET |
-	unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
 
 // DefaultEnv is added to a run's environment for keys it does not set.
 var DefaultEnv = []string{
@@ -100,7 +97,8 @@ type box struct {
 	id      uint64
 	slot    *slot
 	group   *cgroup.Group
-	proc    *os.Process
+	pid     int      // runbox-init, a child of the spawner
+	pidfd   int      // names it even after it is reaped; -1 when gone
 	stdin   *os.File // our ends of its pipes
 	stdout  *os.File
 	stderr  *os.File
@@ -116,7 +114,7 @@ var warmLimits = cgroup.Limits{MemoryBytes: 64 << 20, Pids: initThreads}
 func (j *Jail) start() (_ *box, err error) {
 	j.mu.Lock()
 	j.seq++
-	b := &box{id: j.seq}
+	b := &box{id: j.seq, pidfd: -1}
 	j.mu.Unlock()
 	defer func() {
 		if err != nil {
@@ -169,45 +167,26 @@ func (j *Jail) start() (_ *box, err error) {
 	b.reports = make(chan boxinit.Report, 3)
 	go readReports(reportR, b.reports)
 
-	sys := &syscall.SysProcAttr{
-		Cloneflags: cloneFlags,
-		UidMappings: []syscall.SysProcIDMap{
-			{ContainerID: 0, HostID: b.slot.rootID, Size: 1},
-			{ContainerID: BoxUID, HostID: b.slot.userID, Size: 1},
-		},
-		GidMappings: []syscall.SysProcIDMap{
-			{ContainerID: 0, HostID: b.slot.rootID, Size: 1},
-			{ContainerID: BoxGID, HostID: b.slot.userID, Size: 1},
-		},
-		// "deny" in /proc/<pid>/setgroups: nothing in the box may ever
-		// change its supplementary groups (CVE-2014-8989).
-		GidMappingsEnableSetgroups: false,
-		// runbox-init runs as root of the box's user namespace, so it keeps
-		// its capabilities there across execve; it never has any on the host.
-		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
-		Setsid:     true,
-		// If runbox dies, init dies, and with it the whole pid namespace.
-		Pdeathsig: syscall.SIGKILL,
+	fds := make([]int, 0, 6)
+	for _, f := range theirs {
+		fds = append(fds, int(f.Fd()))
 	}
-	if fd := b.group.FD(); fd >= 0 {
-		// cgroup v2: born inside its cgroup (clone3 CLONE_INTO_CGROUP), no
-		// migration afterwards.
-		sys.UseCgroupFD = true
-		sys.CgroupFD = fd
+	cgfd := b.group.FD()
+	if cgfd >= 0 {
+		// cgroup v2: the spawner clones it straight into its cgroup.
+		fds = append(fds, cgfd)
 	}
-	b.proc, err = os.StartProcess(j.initPath, []string{"runbox-init"}, &os.ProcAttr{
-		Dir:   "/",
-		Env:   []string{},
-		Files: theirs,
-		Sys:   sys,
-	})
+	b.pid, b.pidfd, err = j.spawn(boxinit.SpawnRequest{
+		RootID: b.slot.rootID, UserID: b.slot.userID, BoxID: BoxUID, CgroupFD: cgfd >= 0,
+	}, fds)
+	runtime.KeepAlive(theirs)
 	if err != nil {
-		return nil, fmt.Errorf("start box: %w", err)
+		return nil, err
 	}
 	if b.group.FD() < 0 {
 		// cgroup v1: move it in before it can do anything but its own
 		// setup (init blocks on its Config until then).
-		if err := b.group.Enter(b.proc.Pid); err != nil {
+		if err := b.group.Enter(b.pid); err != nil {
 			return nil, err
 		}
 	}
@@ -231,6 +210,31 @@ func readReports(r *os.File, to chan<- boxinit.Report) {
 	}
 }
 
+func (b *box) kill() {
+	if b.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(b.pidfd, unix.SIGKILL, nil, 0)
+	}
+}
+
+// killAndWait kills init and waits until it has exited. Its exit completes
+// only after the kernel has killed every other process of its pid
+// namespace, so afterwards nothing of the box runs and every pipe end the
+// box held is closed.
+func (b *box) killAndWait() {
+	if b.pidfd < 0 {
+		return
+	}
+	b.kill()
+	fds := []unix.PollFd{{Fd: int32(b.pidfd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(b.pidfd)
+	b.pidfd = -1
+}
+
 // destroy kills whatever is left of the box and releases everything it
 // held. It is safe on a partly started box.
 func (b *box) destroy(log interface{ Error(string, ...any) }) {
@@ -239,11 +243,7 @@ func (b *box) destroy(log interface{ Error(string, ...any) }) {
 			f.Close()
 		}
 	}
-	if b.proc != nil {
-		_ = b.proc.Kill()
-		_, _ = b.proc.Wait()
-		b.proc = nil
-	}
+	b.killAndWait()
 	if b.reports != nil {
 		for range b.reports { // drained: the reader ends once init is gone
 		}
@@ -333,7 +333,7 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec) (Result, error) {
 	kill := func(s Status, msg string) {
 		if !killed {
 			killed, why, message = true, s, msg
-			_ = b.proc.Kill()
+			b.kill()
 		}
 	}
 	tick := time.NewTicker(pollInterval)
@@ -373,9 +373,7 @@ loop:
 		}
 	}
 	b.reports = nil
-	_ = b.proc.Kill() // init is done or dying; make sure
-	_, _ = b.proc.Wait()
-	b.proc = nil
+	b.killAndWait() // init is done or dying; make sure
 	// With init gone the kernel has killed and reaped every process of the
 	// pid namespace, so every write end of the output pipes is closed.
 	readers.Wait()

@@ -25,6 +25,10 @@ func Main() {
 	// prctl flags and the seccomp filter are per thread until synced; keep
 	// all of it on one thread.
 	runtime.LockOSThread()
+	if len(os.Args) > 1 && os.Args[1] == SpawnerArg {
+		spawnerMain()
+		return
+	}
 
 	// Non-dumpable first: the box's own processes must never be able to
 	// open /proc/1/mem, /proc/1/exe or /proc/1/fd of this process (runc
