@@ -2,6 +2,7 @@ package jail_test
 
 import (
 	"os/exec"
+	"runtime"
 	"testing"
 
 	"github.com/runbox-dev/runbox/internal/jail"
@@ -65,4 +66,26 @@ func benchJail(b *testing.B, j *jail.Jail) {
 			})
 		})
 	}
+}
+
+// BenchmarkJailBigSupervisor runs boxes from a supervisor with 256 MiB of
+// heap in use, as a busy server has: box cost must not grow with it (boxes
+// are cloned by the small spawner, not forked from the supervisor).
+func BenchmarkJailBigSupervisor(b *testing.B) {
+	if testJail == nil {
+		b.Skip(skipReason)
+	}
+	ballast := make([]byte, 256<<20)
+	for i := 0; i < len(ballast); i += 4096 {
+		ballast[i] = 1
+	}
+	b.Run("true", func(b *testing.B) {
+		for b.Loop() {
+			res, err := testJail.Run(b.Context(), jail.Spec{Argv: benchPrograms["true"]})
+			if err != nil || res.Status != jail.StatusOK {
+				b.Fatalf("%v %s %s", err, res.Status, res.Message)
+			}
+		}
+	})
+	runtime.KeepAlive(ballast)
 }
