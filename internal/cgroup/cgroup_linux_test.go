@@ -202,7 +202,7 @@ func TestSweepRemovesGroupsOfDeadSupervisors(t *testing.T) {
 	}
 	// A "crashed" supervisor: a pid that is not running.
 	dead := 1 << 22
-	name := "runbox-sweeptest-" + strconv.Itoa(dead)
+	name := "runbox-sweeptest-" + strconv.Itoa(dead) + "-3"
 	m, err := NewManager(l, name)
 	if err != nil {
 		t.Fatal(err)

@@ -390,7 +390,7 @@ func (g *Group) Remove() error {
 	return err
 }
 
-// Sweep removes parent groups named prefix<pid> (and their box groups) under
+// Sweep removes parent groups named prefix<pid> or prefix<pid>-<n> (and their box groups) under
 // our own cgroup whose pid no longer runs: what a crashed supervisor left
 // behind. It kills processes still in them first.
 func Sweep(l Layout, prefix string, alive func(pid int) bool) error {
@@ -417,7 +417,9 @@ func Sweep(l Layout, prefix string, alive func(pid int) bool) error {
 			if !e.IsDir() || !strings.HasPrefix(name, prefix) {
 				continue
 			}
-			pidStr := strings.TrimSuffix(strings.TrimPrefix(name, prefix), ".supervisor")
+			// <prefix><pid>, <prefix><pid>-<n>, or either with .supervisor.
+			rest := strings.TrimSuffix(strings.TrimPrefix(name, prefix), ".supervisor")
+			pidStr, _, _ := strings.Cut(rest, "-")
 			pid, err := strconv.Atoi(pidStr)
 			if err != nil || alive(pid) {
 				continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
@@ -95,7 +96,11 @@ func New(cfg Config) (*Jail, error) {
 	if err := cgroup.Sweep(j.layout, cfg.CgroupPrefix, processAlive); err != nil {
 		log.Warn("sweep stale cgroups", "err", err)
 	}
-	j.cgroups, err = cgroup.NewManager(j.layout, cfg.CgroupPrefix+strconv.Itoa(os.Getpid()))
+	// <prefix><pid>-<n>: one parent per jail, so that two jails in one
+	// process never remove each other's groups, and the pid tells a later
+	// sweep whether the owner is still alive.
+	name := cfg.CgroupPrefix + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36)
+	j.cgroups, err = cgroup.NewManager(j.layout, name)
 	if err != nil {
 		j.Close()
 		return nil, err

@@ -283,3 +283,22 @@ func countDirs(dir string, depth int) int {
 	}
 	return n
 }
+
+// Two jails in one process keep apart: closing one leaves the other's
+// cgroups alone.
+func TestTwoJailsInOneProcess(t *testing.T) {
+	needJail(t)
+	other, err := jail.New(testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := other.Run(t.Context(), jail.Spec{Argv: []string{"/bin/true"}})
+	if err != nil || res.Status != jail.StatusOK {
+		t.Fatalf("%v %s", err, res.Message)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res = run(t, jail.Spec{Argv: []string{"/bin/true"}})
+	expectStatus(t, res, jail.StatusOK)
+}
