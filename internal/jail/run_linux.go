@@ -103,6 +103,7 @@ type box struct {
 	stdout  *os.File
 	stderr  *os.File
 	ctrl    *os.File
+	collect *os.File
 	reports chan boxinit.Report
 }
 
@@ -162,6 +163,10 @@ func (j *Jail) start() (_ *box, err error) {
 	}
 	reportR, err := pipe(true)
 	if err != nil {
+		return nil, err
+	}
+	if b.collect, err = pipe(true); err != nil {
+		reportR.Close()
 		return nil, err
 	}
 	b.reports = make(chan boxinit.Report, 3)
@@ -238,7 +243,7 @@ func (b *box) killAndWait() {
 // destroy kills whatever is left of the box and releases everything it
 // held. It is safe on a partly started box.
 func (b *box) destroy(log interface{ Error(string, ...any) }) {
-	for _, f := range []*os.File{b.stdin, b.stdout, b.stderr, b.ctrl} {
+	for _, f := range []*os.File{b.stdin, b.stdout, b.stderr, b.ctrl, b.collect} {
 		if f != nil {
 			f.Close()
 		}
@@ -317,9 +322,15 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec) (Result, error) {
 	out := &capture{limit: lim.Output, overflow: overflow, tee: spec.StdoutTee}
 	errOut := &capture{limit: lim.Output, overflow: overflow, tee: spec.StderrTee}
 	var readers sync.WaitGroup
-	readers.Add(2)
+	readers.Add(3)
 	go func() { defer readers.Done(); out.drain(b.stdout) }()
 	go func() { defer readers.Done(); errOut.drain(b.stderr) }()
+	var collected []File
+	var collectErr error
+	go func() {
+		defer readers.Done()
+		collected, collectErr = readCollected(b.collect, spec.Collect)
+	}()
 
 	var (
 		final   *boxinit.Report
@@ -338,6 +349,8 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec) (Result, error) {
 	}
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	cpuTick := tick.C
+	filesTruncated := false
 loop:
 	for {
 		select {
@@ -345,21 +358,32 @@ loop:
 			if !ok {
 				break loop
 			}
-			if rep.Started {
+			switch {
+			case rep.Started:
 				started = time.Now()
 				t := time.NewTimer(lim.WallTime)
 				defer t.Stop()
 				wall = t.C
-				continue
+			case rep.Collected:
+				filesTruncated = rep.CollectTruncated
+			default:
+				final = &rep
+				if rep.Exited {
+					// The program is over: no limit applies to the
+					// collection that may follow.
+					wall, cpuTick = nil, nil
+					if s, err := b.group.Stats(); err == nil {
+						usage = s.Since(base)
+					}
+				}
 			}
-			final = &rep
 		case <-wall:
 			kill(StatusTimeLimit, "wall-clock time limit of "+lim.WallTime.String()+" exceeded")
 		case <-overflow:
 			kill(StatusOutputLimit, "output limit of "+strconv.FormatInt(lim.Output, 10)+" bytes per stream exceeded")
 		case <-ctx.Done():
 			kill(StatusInternalError, "cancelled: "+ctx.Err().Error())
-		case <-tick.C:
+		case <-cpuTick:
 			s, err := b.group.Stats()
 			if err != nil {
 				continue
@@ -377,10 +401,16 @@ loop:
 	// With init gone the kernel has killed and reaped every process of the
 	// pid namespace, so every write end of the output pipes is closed.
 	readers.Wait()
-	if s, err := b.group.Stats(); err == nil {
-		usage = s.Since(base)
+	if final == nil || !final.Exited {
+		if s, err := b.group.Stats(); err == nil {
+			usage = s.Since(base)
+		}
 	}
 
+	if collectErr != nil && !killed {
+		return res, fmt.Errorf("collected files: %w", collectErr)
+	}
+	res.Files, res.FilesTruncated = collected, filesTruncated
 	res.Stdout, res.StdoutTruncated = out.buf.Bytes(), out.truncated
 	res.Stderr, res.StderrTruncated = errOut.buf.Bytes(), errOut.truncated
 	res.CPUTime = usage.CPUTime
@@ -483,6 +513,56 @@ func (c *capture) drain(r io.Reader) {
 	}
 }
 
+// readCollected reads the tar stream of collected files, holding init to
+// the bounds it was given (a stream beyond them is an error: init is ours,
+// but the bound is cheap to keep).
+func readCollected(r io.Reader, c *Collect) ([]File, error) {
+	if c == nil {
+		_, err := io.Copy(io.Discard, io.LimitReader(r, 1))
+		return nil, err
+	}
+	lim := collectLimits(*c)
+	tr := tar.NewReader(io.LimitReader(r, lim.MaxBytes+int64(lim.MaxFiles+2)*2048))
+	var files []File
+	var total int64
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			_, _ = io.Copy(io.Discard, r) // let init finish writing
+			return files, err
+		}
+		if len(files) >= lim.MaxFiles || total+h.Size > lim.MaxBytes || h.Typeflag != tar.TypeReg {
+			_, _ = io.Copy(io.Discard, r)
+			return files, errors.New("stream exceeds its bounds")
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, h.Size))
+		if err != nil {
+			return files, err
+		}
+		total += int64(len(data))
+		files = append(files, File{Name: h.Name, Data: data, Mode: uint32(h.Mode) & 0o777})
+	}
+}
+
+func collectLimits(c Collect) Collect {
+	if c.MaxFiles <= 0 {
+		c.MaxFiles = DefaultCollectFiles
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultCollectBytes
+	}
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = DefaultCollectDepth
+	}
+	if c.MaxTime <= 0 {
+		c.MaxTime = DefaultCollectTime
+	}
+	return c
+}
+
 // warmConfig is what init needs before a request: the same for every box.
 func (j *Jail) warmConfig() boxinit.Config {
 	binds := make([]boxinit.Bind, len(j.cfg.Binds))
@@ -532,7 +612,14 @@ func (j *Jail) runConfig(s Spec) boxinit.RunConfig {
 		inodes = 1024
 	}
 	cpuSecs := uint64(math.Ceil(lim.CPUTime.Seconds())) + 1
+	var collect *boxinit.Collect
+	if s.Collect != nil {
+		c := collectLimits(*s.Collect)
+		collect = &boxinit.Collect{Patterns: c.Patterns, MaxFiles: c.MaxFiles, MaxBytes: c.MaxBytes,
+			MaxDepth: c.MaxDepth, MaxNanos: int64(c.MaxTime)}
+	}
 	return boxinit.RunConfig{
+		Collect:   collect,
 		Argv:      s.Argv,
 		Env:       env,
 		Dir:       dir,

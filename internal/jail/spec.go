@@ -128,8 +128,33 @@ type Spec struct {
 	// reads that stream.
 	StdoutTee, StderrTee io.Writer
 	Files                []File
+	// Collect, when set, returns workspace files after the run.
+	Collect *Collect
 	Limits
 }
+
+// Collect selects the workspace files returned after a run: regular files
+// whose slash-separated path below /box matches one of Patterns
+// (path.Match syntax; "**" alone matches every file, "dir/**" everything
+// below dir). They are read inside the box by runbox-init once every
+// process of the program is dead, never by the host, and never through a
+// symlink; FIFOs, sockets and devices are skipped. A box killed by a limit
+// or a cancellation returns no files. Zero bounds take the defaults below.
+type Collect struct {
+	Patterns []string
+	MaxFiles int           // default 100
+	MaxBytes int64         // total content; default 16 MiB
+	MaxDepth int           // directory levels below /box; default 16
+	MaxTime  time.Duration // for the walk; default 2s
+}
+
+// Collect defaults.
+const (
+	DefaultCollectFiles = 100
+	DefaultCollectBytes = 16 << 20
+	DefaultCollectDepth = 16
+	DefaultCollectTime  = 2 * time.Second
+)
 
 // Status is how a run ended.
 type Status string
@@ -158,6 +183,10 @@ type Result struct {
 	WallTime        time.Duration
 	CPUTime         time.Duration
 	Memory          int64 // peak bytes
+	// Files are the collected workspace files (Spec.Collect), in walk
+	// order; FilesTruncated says a bound left some out.
+	Files          []File
+	FilesTruncated bool
 }
 
 // SignalName is the conventional name of a signal ("SIGSEGV").

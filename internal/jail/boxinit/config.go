@@ -21,6 +21,11 @@ const (
 	// built and waits for its RunConfig, Report{Started} once the program
 	// runs, then one final Report.
 	ReportFD = 4
+	// CollectFD carries, after the program has ended and the rest of the
+	// box has been killed, a tar stream of the workspace files that
+	// RunConfig.Collect asked for. It is closed without a stream when
+	// nothing is asked.
+	CollectFD = 5
 )
 
 // Config is everything init needs to build a box before it knows what will
@@ -54,6 +59,21 @@ type RunConfig struct {
 	Rlimits []Rlimit `json:"rlimits"`
 	// Seccomp is the compiled filter (struct sock_filter array).
 	Seccomp []byte `json:"seccomp"`
+	// Collect, when set, names the workspace files to send back.
+	Collect *Collect `json:"collect,omitempty"`
+}
+
+// Collect selects workspace files to return after the run, with bounds. A
+// file is returned when its slash-separated path relative to /box matches
+// one of Patterns (path.Match syntax; "**" alone matches every file).
+// Only regular files are returned; symlinks, FIFOs, sockets and devices
+// are skipped, never followed or opened.
+type Collect struct {
+	Patterns []string `json:"patterns"`
+	MaxFiles int      `json:"max_files"`
+	MaxBytes int64    `json:"max_bytes"` // total content
+	MaxDepth int      `json:"max_depth"` // directory levels below /box
+	MaxNanos int64    `json:"max_ns"`    // time for the walk
 }
 
 // Bind is one read-only bind mount.
@@ -90,13 +110,17 @@ type Report struct {
 	// Started is set once the program is running.
 	Started bool `json:"started,omitempty"`
 
-	// Final line: either Error (init failed: a runbox fault), ExecError (the
+	// Then either Error (init failed: a runbox fault), ExecError (the
 	// program could not be started: missing or not executable), or the
-	// program's end.
+	// program's end (Exited).
 	Error     string `json:"error,omitempty"`
 	ExecError string `json:"exec_error,omitempty"`
 	Exited    bool   `json:"exited,omitempty"`
-	ExitCode  int    `json:"exit_code"`
-	Signal    int    `json:"signal,omitempty"`
-	WallNanos int64  `json:"wall_ns,omitempty"`
+	// A last line follows the program's end when files were collected:
+	// Collected, and whether a bound left some out.
+	Collected        bool  `json:"collected,omitempty"`
+	CollectTruncated bool  `json:"collect_truncated,omitempty"`
+	ExitCode         int   `json:"exit_code"`
+	Signal           int   `json:"signal,omitempty"`
+	WallNanos        int64 `json:"wall_ns,omitempty"`
 }

@@ -121,6 +121,12 @@ func run(enc *json.Encoder) (int, error) {
 		return 0, fmt.Errorf("workspace files: %w", err)
 	}
 	ctrl.Close()
+	// The workspace as it is now, before the program can rename or replace
+	// anything in it: collection walks from this descriptor.
+	boxfd, err := unix.Open("/box", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open workspace: %w", err)
+	}
 	if err := setRlimits(rc.Rlimits); err != nil {
 		return 0, err
 	}
@@ -130,13 +136,13 @@ func run(enc *json.Encoder) (int, error) {
 	if err := installSeccomp(rc.Seccomp); err != nil {
 		return 0, err
 	}
-	return supervise(enc, &cfg, &rc)
+	return supervise(enc, &cfg, &rc, boxfd)
 }
 
 // supervise starts the program and reaps every process of the box until the
 // program itself ends; then init exits, and the kernel kills whatever is
 // left in the pid namespace (a daemonized grandchild included).
-func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig) (int, error) {
+func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig, boxfd int) (int, error) {
 	path, err := lookPath(rc.Argv[0], rc.Env)
 	if err != nil {
 		return 0, &execError{err}
@@ -186,11 +192,31 @@ func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig) (int, error) {
 			r.ExitCode = ws.ExitStatus()
 		}
 		// Kill the rest of the box now rather than leave it to our exit, so
-		// that nothing the program left behind runs on after the report.
+		// that nothing the program left behind runs on after the report,
+		// and reap it all, so that nothing changes the workspace while it
+		// is collected.
 		_ = unix.Kill(-1, unix.SIGKILL)
+		for {
+			if _, err := unix.Wait4(-1, nil, 0, nil); err != nil && err != unix.EINTR {
+				break // ECHILD: nothing left
+			}
+		}
+		// The program's end first: the supervisor stops its clocks here,
+		// before the collection below.
 		if err := enc.Encode(r); err != nil {
 			return 0, err
 		}
+		out := os.NewFile(CollectFD, "collect")
+		if rc.Collect != nil {
+			truncated, err := collect(boxfd, rc.Collect, out)
+			if err != nil {
+				return 0, fmt.Errorf("collect files: %w", err)
+			}
+			if err := enc.Encode(Report{Collected: true, CollectTruncated: truncated}); err != nil {
+				return 0, err
+			}
+		}
+		out.Close()
 		return 0, nil
 	}
 }

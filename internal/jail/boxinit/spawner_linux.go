@@ -27,8 +27,8 @@ const SpawnerArg = "spawner"
 const SpawnerFD = 3
 
 // SpawnRequest asks for one box. Its descriptors travel as SCM_RIGHTS, in
-// order: stdin, stdout, stderr, control, report, and the cgroup directory
-// when CgroupFD is set.
+// order: stdin, stdout, stderr, control, report, collect, and the cgroup
+// directory when CgroupFD is set.
 type SpawnRequest struct {
 	RootID   int  `json:"root_id"` // host id of the box's root (init)
 	UserID   int  `json:"user_id"` // host id of the program
@@ -48,7 +48,10 @@ const CloneFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNS | u
 	unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
 
 // maxSpawnFDs bounds the descriptors one request may carry.
-const maxSpawnFDs = 6
+const maxSpawnFDs = 7
+
+// boxFDs is how many descriptors a box's init starts with.
+const boxFDs = CollectFD + 1
 
 func spawnerMain() {
 	// The supervisor decides when boxes die; a terminal's Ctrl-C reaches
@@ -112,9 +115,9 @@ func spawn(msg []byte, fds []int) (int, int, error) {
 	if err := json.Unmarshal(msg, &req); err != nil {
 		return 0, -1, fmt.Errorf("spawn request: %w", err)
 	}
-	want := 5
+	want := boxFDs
 	if req.CgroupFD {
-		want = 6
+		want++
 	}
 	if len(fds) != want || req.RootID <= 0 || req.UserID <= 0 || req.BoxID <= 0 {
 		return 0, -1, errors.New("spawn request: malformed")
@@ -147,9 +150,9 @@ func spawn(msg []byte, fds []int) (int, int, error) {
 	if req.CgroupFD {
 		// cgroup v2: born inside its cgroup, no migration afterwards.
 		sys.UseCgroupFD = true
-		sys.CgroupFD = fds[5]
+		sys.CgroupFD = fds[boxFDs]
 	}
-	files := make([]uintptr, 5)
+	files := make([]uintptr, boxFDs)
 	for i := range files {
 		files[i] = uintptr(fds[i])
 	}
