@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runbox-dev/runbox/internal/boxtest"
 )
 
 var (
@@ -26,13 +28,15 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	runboxBin, initBin = filepath.Join(dir, "runbox"), filepath.Join(dir, "runbox-init")
-	for _, b := range [][]string{{runboxBin, "."}, {initBin, "../runbox-init"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[1], err, out)
-			os.Exit(1)
-		}
+	cmd := exec.Command("go", "build", "-o", runboxBin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build runbox: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	if initBin, err = boxtest.BuildInit(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

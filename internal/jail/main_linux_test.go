@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbox-dev/runbox/internal/boxtest"
 	"github.com/runbox-dev/runbox/internal/jail"
 )
 
@@ -30,25 +31,16 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		skipReason = "requires root (the jail maps host uids and creates cgroups)"
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "jailtest-")
+	be, reason, err := boxtest.Open()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	// Build runbox-init fresh rather than trust whatever was embedded last.
-	initPath := filepath.Join(dir, "runbox-init")
-	build := exec.Command("go", "build", "-o", initPath, "../../cmd/runbox-init")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build runbox-init: %v\n%s", err, out)
-		return 1
+	if be == nil {
+		skipReason = reason
+		return m.Run()
 	}
-	progDir = filepath.Join(dir, "progs")
+	progDir = filepath.Join(be.Dir, "progs")
 	if err := os.Mkdir(progDir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -63,15 +55,9 @@ func testMain(m *testing.M) int {
 			}
 		}
 	}
-	testConfig = jail.DefaultConfig()
-	testConfig.InitPath = initPath
-	testJail, err = jail.New(testConfig)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "jail:", err)
-		return 1
-	}
+	testJail, testConfig = be.Jail, be.Config
 	code := m.Run()
-	if err := testJail.Close(); err != nil {
+	if err := be.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "close jail:", err)
 		code = 1
 	}
@@ -141,14 +127,20 @@ func fields(t *testing.T, out []byte) map[string]string {
 	return m
 }
 
-// boxProcesses lists host processes running as any box uid.
+// boxProcesses lists host processes running as any box uid in a cgroup of
+// this test process's jails (boxes of other test binaries running at the
+// same time are theirs to check).
 func boxProcesses(t *testing.T) []string {
 	t.Helper()
 	lo, hi := testConfig.UIDBase, testConfig.UIDBase+2*testConfig.UIDSlots
+	ours := "/" + testConfig.CgroupPrefix + strconv.Itoa(os.Getpid()) + "-"
 	ents, _ := os.ReadDir("/proc")
 	var out []string
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if cg, err := os.ReadFile("/proc/" + e.Name() + "/cgroup"); err != nil || !strings.Contains(string(cg), ours) {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/status")

@@ -653,10 +653,26 @@ func writeMessage(w io.Writer, v any) error {
 	return err
 }
 
-// writeFiles sends the workspace as a tar stream.
+// writeFiles sends the workspace as a tar stream. Parent directories that
+// are not listed are sent before their first file.
 func writeFiles(w io.Writer, files []File) error {
 	tw := tar.NewWriter(w)
+	dirs := map[string]bool{}
 	for _, f := range files {
+		if f.Dir {
+			dirs[strings.TrimSuffix(f.Name, "/")] = true
+		}
+	}
+	for _, f := range files {
+		for i := 0; i < len(f.Name); i++ {
+			if f.Name[i] != '/' || dirs[f.Name[:i]] {
+				continue
+			}
+			dirs[f.Name[:i]] = true
+			if err := tw.WriteHeader(&tar.Header{Name: f.Name[:i], Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+				return err
+			}
+		}
 		h := &tar.Header{Name: f.Name, Mode: int64(f.Mode), Typeflag: tar.TypeReg, Size: int64(len(f.Data))}
 		switch {
 		case f.Dir:

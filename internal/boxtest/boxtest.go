@@ -1,0 +1,65 @@
+// Package boxtest is shared set-up for tests that run real boxes: it builds
+// a fresh runbox-init and opens a jail, or says why it cannot (not root).
+package boxtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+
+	"github.com/runbox-dev/runbox/internal/jail"
+)
+
+// Env is a jail for tests, with the directory its runbox-init lives in.
+type Env struct {
+	Jail   *jail.Jail
+	Config jail.Config
+	Dir    string // a temporary directory, removed by Close
+}
+
+// Open builds runbox-init into a temporary directory and opens a jail with
+// it. It returns a nil Env and the reason when the tests must be skipped.
+func Open() (*Env, string, error) {
+	if os.Geteuid() != 0 {
+		return nil, "requires root (the jail maps host uids and creates cgroups)", nil
+	}
+	dir, err := os.MkdirTemp("", "boxtest-")
+	if err != nil {
+		return nil, "", err
+	}
+	initPath, err := BuildInit(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	cfg := jail.DefaultConfig()
+	cfg.InitPath = initPath
+	j, err := jail.New(cfg)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("jail: %w", err)
+	}
+	return &Env{Jail: j, Config: cfg, Dir: dir}, "", nil
+}
+
+// BuildInit builds runbox-init into dir and returns its path.
+func BuildInit(dir string) (string, error) {
+	_, here, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(here), "..", "..", "cmd", "runbox-init")
+	out := filepath.Join(dir, "runbox-init")
+	cmd := exec.Command("go", "build", "-o", out, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build runbox-init: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// Close closes the jail and removes the directory.
+func (e *Env) Close() error {
+	err := e.Jail.Close()
+	os.RemoveAll(e.Dir)
+	return err
+}

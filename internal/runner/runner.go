@@ -1,0 +1,301 @@
+// Package runner turns a request — a language or a raw command, files,
+// stdin, args, limits, test cases — into boxes: it compiles once (the
+// compiled workspace comes back from the compile box and is cached), runs
+// the program once or once per case, each in a fresh box, and turns jail
+// results into the public response with verdicts. Sessions and async jobs
+// will reuse it; only it calls the jail.
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/runbox-dev/runbox/internal/env"
+	"github.com/runbox-dev/runbox/internal/jail"
+)
+
+// Jail is what the runner needs of the jail.
+type Jail interface {
+	Run(ctx context.Context, spec jail.Spec) (jail.Result, error)
+}
+
+var _ Jail = (*jail.Jail)(nil)
+
+// Runner runs requests.
+type Runner struct {
+	jail  Jail
+	envs  *env.Registry
+	cache *Cache
+}
+
+// New makes a runner. cache may be nil (no compile cache).
+func New(j Jail, envs *env.Registry, cache *Cache) *Runner {
+	return &Runner{jail: j, envs: envs, cache: cache}
+}
+
+// File is one file of a request or response.
+type File struct {
+	Name    string
+	Content []byte
+	Mode    uint32
+}
+
+// Case is one test case.
+type Case struct {
+	Stdin          []byte
+	Args           []string
+	ExpectedOutput *string
+}
+
+// Request is one run. Names, sizes and limits are already validated (the
+// API does it); the runner trusts their shape, never their content.
+type Request struct {
+	Language      string   // name or alias; or
+	Command       []string // a raw argv, no environment
+	Files         []File
+	Main          string // the main file; default: the first file
+	Stdin         []byte
+	Args          []string
+	Env           []string
+	Limits        jail.Limits // zero fields: the environment's, then the server's defaults
+	CompileLimits jail.Limits
+	Outputs       []string // patterns of workspace files to return
+	Cases         []Case
+}
+
+// Verdicts of a case besides the run's own status.
+const (
+	VerdictAccepted    = "accepted"
+	VerdictWrongAnswer = "wrong_answer"
+)
+
+// CaseResult is one case's result.
+type CaseResult struct {
+	jail.Result
+	Verdict string
+}
+
+// Response is what happened.
+type Response struct {
+	Language string
+	Version  string
+	Cached   bool
+	Compile  *jail.Result
+	Run      *jail.Result
+	Cases    []CaseResult
+	Files    []File
+	// FilesTruncated says an output bound left files out.
+	FilesTruncated bool
+}
+
+// ErrUnavailable is returned for a known language whose toolchain is
+// missing on this host.
+var ErrUnavailable = errors.New("language not available on this server")
+
+// Output collection bounds for the files a request asks back.
+const (
+	MaxOutputFiles = 64
+	MaxOutputBytes = 8 << 20
+)
+
+// Run runs a request. An error means the request could not be served (an
+// unknown or unavailable language, or runbox itself failed); a program that
+// fails to compile or run is a Response.
+func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
+	if len(req.Command) > 0 {
+		return r.runCommand(ctx, req)
+	}
+	e, err := r.envs.Lookup(req.Language)
+	if err != nil {
+		return nil, err
+	}
+	if !e.Available {
+		return nil, fmt.Errorf("%w: %s (%s)", ErrUnavailable, e.Name, e.Reason)
+	}
+	resp := &Response{Language: e.Name, Version: e.VersionText}
+	main := req.Main
+	if main == "" && len(req.Files) > 0 {
+		main = req.Files[0].Name
+	}
+	names := make([]string, len(req.Files))
+	for i, f := range req.Files {
+		names[i] = f.Name
+	}
+	workspace := toJailFiles(req.Files)
+	if e.Compiled() {
+		art, cached, err := r.compile(ctx, e, main, names, req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Cached = cached
+		resp.Compile = &art.result
+		if art.result.Status != jail.StatusOK {
+			return resp, nil
+		}
+		workspace = art.files
+	}
+	argv := env.Expand(e.Run, main, names)
+	lim := withDefaults(req.Limits, e.Limits)
+	envv := append(append([]string{}, e.Env...), req.Env...)
+	if len(req.Cases) > 0 {
+		for _, c := range req.Cases {
+			res, err := r.jail.Run(ctx, jail.Spec{
+				Argv: append(append([]string{}, argv...), c.Args...), Env: envv,
+				Stdin: strings.NewReader(string(c.Stdin)), Files: workspace, Limits: lim,
+			})
+			if err != nil {
+				return nil, err
+			}
+			resp.Cases = append(resp.Cases, CaseResult{Result: res, Verdict: verdict(res, c.ExpectedOutput)})
+		}
+		return resp, nil
+	}
+	res, err := r.jail.Run(ctx, jail.Spec{
+		Argv: append(append([]string{}, argv...), req.Args...), Env: envv,
+		Stdin: strings.NewReader(string(req.Stdin)), Files: workspace, Limits: lim,
+		Collect: collectFor(req.Outputs),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Run = &res
+	resp.Files, resp.FilesTruncated = fromJailFiles(res.Files), res.FilesTruncated
+	return resp, nil
+}
+
+func (r *Runner) runCommand(ctx context.Context, req Request) (*Response, error) {
+	res, err := r.jail.Run(ctx, jail.Spec{
+		Argv: append(append([]string{}, req.Command...), req.Args...), Env: req.Env,
+		Stdin: strings.NewReader(string(req.Stdin)), Files: toJailFiles(req.Files), Limits: req.Limits,
+		Collect: collectFor(req.Outputs),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Run: &res, Files: fromJailFiles(res.Files), FilesTruncated: res.FilesTruncated}, nil
+}
+
+// artifact is a compiled workspace: every file the compile step left.
+type artifact struct {
+	result jail.Result
+	files  []jail.File
+	size   int64
+}
+
+func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, names []string, req Request) (*artifact, bool, error) {
+	lim := withDefaults(req.CompileLimits, e.CompileLimits)
+	argv := env.Expand(e.Compile, main, names)
+	do := func() (*artifact, error) {
+		res, err := r.jail.Run(ctx, jail.Spec{
+			Argv: argv, Env: append(append([]string{}, e.Env...), req.Env...), Files: toJailFiles(req.Files), Limits: lim,
+			// Everything the compiler left in the workspace is the program.
+			Collect: &jail.Collect{Patterns: []string{"**"}, MaxFiles: 4096, MaxBytes: max(lim.Disk, jail.Defaults.Disk), MaxDepth: 32},
+		})
+		if err != nil {
+			return nil, err
+		}
+		a := &artifact{result: res, files: res.Files}
+		a.result.Files = nil
+		if res.Status == jail.StatusOK && res.FilesTruncated {
+			a.result.Status = jail.StatusOutputLimit
+			a.result.Message = "the compiled program has more files or bytes than can be carried to the run"
+		}
+		for _, f := range a.files {
+			a.size += int64(len(f.Data))
+		}
+		return a, nil
+	}
+	if r.cache == nil {
+		a, err := do()
+		return a, false, err
+	}
+	return r.cache.Get(compileKey(e, argv, lim, req), do)
+}
+
+// compileKey identifies a compile: the environment and its version, the
+// argv, the environment variables, the limits, and every file.
+func compileKey(e *env.Environment, argv []string, lim jail.Limits, req Request) string {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte(e.Name))
+	field([]byte(e.VersionText))
+	for _, a := range argv {
+		field([]byte(a))
+	}
+	for _, kv := range append(append([]string{}, e.Env...), req.Env...) {
+		field([]byte(kv))
+	}
+	field([]byte(fmt.Sprintf("%+v", lim)))
+	files := append([]File{}, req.Files...)
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	for _, f := range files {
+		field([]byte(f.Name))
+		field([]byte(fmt.Sprint(f.Mode)))
+		field(f.Content)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// verdict compares a case's output with the expected one, ignoring
+// trailing whitespace on each line and trailing empty lines.
+func verdict(res jail.Result, expected *string) string {
+	if res.Status != jail.StatusOK {
+		return string(res.Status)
+	}
+	if expected == nil {
+		return string(res.Status)
+	}
+	if normalize(string(res.Stdout)) == normalize(*expected) {
+		return VerdictAccepted
+	}
+	return VerdictWrongAnswer
+}
+
+func normalize(s string) string {
+	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t\r")
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
+}
+
+func withDefaults(req jail.Limits, e env.Limits) jail.Limits {
+	return req.WithDefaults(jail.Limits{
+		WallTime: durationOf(e.WallTime), CPUTime: durationOf(e.CPUTime), Memory: int64(e.Memory),
+		Processes: e.Processes, FileSize: int64(e.FileSize), OpenFiles: e.OpenFiles,
+		Output: int64(e.Output), Disk: int64(e.Disk),
+	})
+}
+
+func collectFor(patterns []string) *jail.Collect {
+	if len(patterns) == 0 {
+		return nil
+	}
+	return &jail.Collect{Patterns: patterns, MaxFiles: MaxOutputFiles, MaxBytes: MaxOutputBytes}
+}
+
+func toJailFiles(fs []File) []jail.File {
+	out := make([]jail.File, len(fs))
+	for i, f := range fs {
+		out[i] = jail.File{Name: f.Name, Data: f.Content, Mode: f.Mode}
+	}
+	return out
+}
+
+func fromJailFiles(fs []jail.File) []File {
+	var out []File
+	for _, f := range fs {
+		out = append(out, File{Name: f.Name, Content: f.Data, Mode: f.Mode})
+	}
+	return out
+}
