@@ -1,11 +1,11 @@
 # runbox — build, run, test. `make` builds bin/runbox (with runbox-init
-# embedded in it); `make run` builds and runs an example in a box;
-# `make test` runs the whole suite (as root, every isolation test runs).
+# embedded in it); `make run` builds it and starts `runbox serve` on its
+# defaults (127.0.0.1:8080); `make test` runs the whole suite (as root,
+# every isolation test runs).
 
 GO          ?= go
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
-EXAMPLE     ?= /usr/bin/python3 -c 'import os, socket; print("hello from", socket.gethostname(), "as uid", os.getuid(), "in", os.getcwd())'
 
 .PHONY: all build run test lint bench clean
 
@@ -16,7 +16,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/runbox ./cmd/runbox
 
 run: build
-	./bin/runbox run --json -- $(EXAMPLE)
+	./bin/runbox serve
 
 lint: build
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

@@ -1,6 +1,7 @@
 // Command runbox runs untrusted code in a Linux sandbox.
 //
 //	runbox run [flags] -- COMMAND [ARG...]
+//	runbox serve [--listen ADDR] [--config FILE]
 //	runbox version
 package main
 
@@ -36,6 +37,10 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdin, stdout, stderr)
+	case "serve":
+		return cmdServe(args[1:], stderr)
+	case "env":
+		return cmdEnv(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "runbox", version)
 		return 0
@@ -52,6 +57,9 @@ const helpText = `runbox runs untrusted code in a Linux sandbox.
 
 Commands:
   runbox run [flags] -- COMMAND [ARG...]   run one command in a fresh box
+  runbox serve [--listen ADDR] [--config FILE] [--max-boxes N] [--environments DIR]
+                                           serve the HTTP API
+  runbox env list|test [NAME...]           list the languages, or run their conformance programs
   runbox version                           print the version
 
 Run "runbox run -h" for the run flags.

@@ -223,3 +223,59 @@ func findProcess(marker string) int {
 	}
 	return 0
 }
+
+func TestEnvCommands(t *testing.T) {
+	if r := runbox(t, "", "env"); r.code != 2 {
+		t.Fatalf("runbox env: exit %d", r.code)
+	}
+	if r := runbox(t, "", "env", "test", "cobol"); r.code != 2 || !strings.Contains(r.stderr, "unknown language") {
+		t.Fatalf("unknown language: exit %d %q", r.code, r.stderr)
+	}
+	needRoot(t)
+	r := runbox(t, "", "env", "list", "--init", initBin)
+	if r.code != 0 || !strings.Contains(r.stdout, "python ") || !strings.Contains(r.stdout, "javascript") {
+		t.Fatalf("env list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runbox(t, "", "env", "test", "--init", initBin, "bash", "py")
+	if r.code != 0 || strings.Count(r.stdout, " ok ") != 2 {
+		t.Fatalf("env test: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestServeConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "runbox.toml")
+	os.WriteFile(file, []byte("listen = \"127.0.0.1:9000\"\nmax_boxes = 3\nqueue_timeout = \"2s\"\n[maxima]\nmemory = \"4GiB\"\n"), 0o644)
+	getenv := func(k string) string { return map[string]string{"RUNBOX_LISTEN": "127.0.0.1:9001"}[k] }
+	cfg, err := loadServeConfig([]string{"--config", file}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file over the defaults, the environment over the file.
+	if cfg.Listen != "127.0.0.1:9001" || cfg.MaxBoxes != 3 || cfg.Pool != 3 || time.Duration(cfg.QueueTimeout) != 2*time.Second || cfg.Maxima.Memory != 4<<30 {
+		t.Fatalf("%+v", cfg)
+	}
+	// Flags over everything.
+	cfg, err = loadServeConfig([]string{"--config", file, "--listen", "127.0.0.1:9002", "--max-boxes", "5"}, getenv)
+	if err != nil || cfg.Listen != "127.0.0.1:9002" || cfg.MaxBoxes != 5 {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	cfg, err = loadServeConfig(nil, func(string) string { return "" })
+	if err != nil || cfg.Listen != "127.0.0.1:8080" || cfg.MaxBoxes < 1 {
+		t.Fatalf("defaults: %+v %v", cfg, err)
+	}
+	for name, text := range map[string]string{
+		"unknown setting": "listne = \"x\"\n",
+		"bad size":        "max_body = \"huge\"\n",
+		"zero boxes":      "max_boxes = 0\n",
+		"bad maximum":     "[maxima]\nwall_time = \"-1s\"\n",
+	} {
+		os.WriteFile(file, []byte(text), 0o644)
+		if _, err := loadServeConfig([]string{"--config", file}, getenv); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if r := runbox(t, "", "serve", "--config", "/no/such/file"); r.code != 2 {
+		t.Errorf("missing config file: exit %d", r.code)
+	}
+}

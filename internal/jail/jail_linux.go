@@ -265,8 +265,8 @@ func (j *Jail) spawn(req boxinit.SpawnRequest, fds []int) (int, int, error) {
 	return reply.Pid, pidfd, nil
 }
 
-// CgroupVersion reports which cgroup layout boxes use.
-func (j *Jail) CgroupVersion() cgroup.Version { return j.layout.Version }
+// CgroupVersion reports which cgroup layout boxes use ("v1" or "v2").
+func (j *Jail) CgroupVersion() string { return j.layout.Version.String() }
 
 // Close waits for running boxes to end and removes the jail's cgroup.
 func (j *Jail) Close() error {

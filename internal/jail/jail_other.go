@@ -17,6 +17,9 @@ func New(Config) (*Jail, error) { return nil, errors.ErrUnsupported }
 // Run is never reached: New fails.
 func (*Jail) Run(context.Context, Spec) (Result, error) { return Result{}, errors.ErrUnsupported }
 
+// CgroupVersion is empty: there are no cgroups.
+func (*Jail) CgroupVersion() string { return "" }
+
 // Close does nothing.
 func (*Jail) Close() error { return nil }
 

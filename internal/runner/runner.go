@@ -31,6 +31,9 @@ type Runner struct {
 	jail  Jail
 	envs  *env.Registry
 	cache *Cache
+	// Defaults fill the limits a request and its environment leave unset
+	// (zero: the jail's own defaults).
+	Defaults Limits
 }
 
 // New makes a runner. cache may be nil (no compile cache).
@@ -140,7 +143,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 		workspace = art.files
 	}
 	argv := env.Expand(e.Run, main, names)
-	lim := withDefaults(req.Limits, e.Limits)
+	lim := withDefaults(req.Limits, e.Limits).WithDefaults(r.Defaults)
 	envv := append(append([]string{}, e.Env...), req.Env...)
 	if len(req.Cases) > 0 {
 		for _, c := range req.Cases {
@@ -171,7 +174,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 func (r *Runner) runCommand(ctx context.Context, req Request) (*Response, error) {
 	res, err := r.jail.Run(ctx, jail.Spec{
 		Argv: append(append([]string{}, req.Command...), req.Args...), Env: req.Env,
-		Stdin: strings.NewReader(string(req.Stdin)), Files: toJailFiles(req.Files), Limits: req.Limits,
+		Stdin: strings.NewReader(string(req.Stdin)), Files: toJailFiles(req.Files), Limits: req.Limits.WithDefaults(r.Defaults),
 		Collect: collectFor(req.Outputs),
 	})
 	if err != nil {
@@ -188,7 +191,7 @@ type artifact struct {
 }
 
 func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, names []string, req Request) (*artifact, bool, error) {
-	lim := withDefaults(req.CompileLimits, e.CompileLimits)
+	lim := withDefaults(req.CompileLimits, e.CompileLimits).WithDefaults(r.Defaults)
 	argv := env.Expand(e.Compile, main, names)
 	do := func() (*artifact, error) {
 		res, err := r.jail.Run(ctx, jail.Spec{
@@ -299,3 +302,13 @@ func fromJailFiles(fs []jail.File) []File {
 	}
 	return out
 }
+
+// Limits bound one box (the jail's type: the API speaks of limits through
+// the runner and never imports the jail).
+type Limits = jail.Limits
+
+// DefaultLimits are the jail's built-in defaults.
+var DefaultLimits = jail.Defaults
+
+// StatusOK is the jail's status of a program that exited 0.
+const StatusOK = jail.StatusOK

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/runbox-dev/runbox/internal/env"
+	"github.com/runbox-dev/runbox/internal/jail"
+	"github.com/runbox-dev/runbox/internal/runner"
+)
+
+// cmdEnv is `runbox env list` and `runbox env test [NAME...]`.
+func cmdEnv(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "test") {
+		fmt.Fprintln(stderr, "usage: runbox env list|test [--environments DIR] [NAME...]")
+		return exitUsage
+	}
+	fset := flag.NewFlagSet("runbox env", flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	dir := fset.String("environments", "", "folder of environment files that add to or override the defaults")
+	initPath := fset.String("init", "", "runbox-init binary to use instead of the embedded one")
+	if err := fset.Parse(args[1:]); err != nil {
+		fmt.Fprintln(stderr, "runbox env:", err)
+		return exitUsage
+	}
+	sources := []fs.FS{env.Defaults()}
+	if *dir != "" {
+		sources = append(sources, os.DirFS(*dir))
+	}
+	reg, err := env.Load(sources...)
+	if err != nil {
+		fmt.Fprintln(stderr, "runbox env:", err)
+		return exitUsage
+	}
+	var only []*env.Environment
+	for _, name := range fset.Args() {
+		e, err := reg.Lookup(name)
+		if err != nil {
+			fmt.Fprintln(stderr, "runbox env:", err)
+			return exitUsage
+		}
+		only = append(only, e)
+	}
+	if len(only) == 0 {
+		only = reg.List()
+	}
+	cfg := jail.DefaultConfig()
+	cfg.InitPath = *initPath
+	j, err := jail.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "runbox env:", err)
+		return exitInternalError
+	}
+	defer j.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reg.Detect(ctx, runner.VersionRunner(j))
+
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	if args[0] == "list" {
+		fmt.Fprintln(tw, "NAME\tAVAILABLE\tCOMPILED\tALIASES\tVERSION")
+		for _, e := range only {
+			v := e.VersionText
+			if !e.Available {
+				v = "(" + e.Reason + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\n", e.Name, e.Available, e.Compiled(), strings.Join(e.Aliases, ","), v)
+		}
+		return 0
+	}
+	run := runner.New(j, reg, nil)
+	failed := 0
+	fmt.Fprintln(tw, "NAME\tRESULT\tDETAIL")
+	for _, e := range only {
+		switch {
+		case !e.Available:
+			fmt.Fprintf(tw, "%s\tskip\t%s\n", e.Name, e.Reason)
+		case len(e.Conformance) == 0:
+			fmt.Fprintf(tw, "%s\tskip\tno conformance program\n", e.Name)
+		default:
+			resp, err := run.Run(ctx, runner.ConformanceRequest(e))
+			detail := ""
+			switch {
+			case err != nil:
+				detail = err.Error()
+			case resp.Compile != nil && resp.Compile.Status != jail.StatusOK:
+				detail = "compile: " + string(resp.Compile.Status) + " " + firstLine(resp.Compile.Stderr)
+			case resp.Run == nil || string(resp.Run.Stdout) != "OK\n":
+				detail = "run: " + string(resp.Run.Status) + " " + firstLine(resp.Run.Stdout) + firstLine(resp.Run.Stderr)
+			}
+			if detail != "" {
+				failed++
+				fmt.Fprintf(tw, "%s\tFAIL\t%s\n", e.Name, detail)
+			} else {
+				fmt.Fprintf(tw, "%s\tok\t%s\n", e.Name, e.VersionText)
+			}
+		}
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}

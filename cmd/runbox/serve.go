@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/runbox-dev/runbox/internal/api"
+	"github.com/runbox-dev/runbox/internal/env"
+	"github.com/runbox-dev/runbox/internal/jail"
+	"github.com/runbox-dev/runbox/internal/runner"
+)
+
+// serveConfig is every setting of runbox serve, as the TOML file spells it.
+type serveConfig struct {
+	Listen          string       `toml:"listen"`
+	MaxBoxes        int          `toml:"max_boxes"`
+	QueueLength     int          `toml:"queue_length"`
+	QueueTimeout    env.Duration `toml:"queue_timeout"`
+	MaxBody         env.Size     `toml:"max_body"`
+	MaxFiles        int          `toml:"max_files"`
+	MaxFilesSize    env.Size     `toml:"max_files_size"`
+	MaxCases        int          `toml:"max_cases"`
+	Environments    []string     `toml:"environments"`
+	CompileCache    env.Size     `toml:"compile_cache"`
+	CompileCacheTTL env.Duration `toml:"compile_cache_ttl"`
+	Pool            int          `toml:"pool"`
+	Defaults        env.Limits   `toml:"defaults"`
+	Maxima          env.Limits   `toml:"maxima"`
+}
+
+func defaultServeConfig() serveConfig {
+	d := jail.Defaults
+	return serveConfig{
+		Listen:          "127.0.0.1:8080",
+		MaxBoxes:        runtime.NumCPU(),
+		QueueLength:     64,
+		QueueTimeout:    env.Duration(10 * time.Second),
+		MaxBody:         16 << 20,
+		MaxFiles:        64,
+		MaxFilesSize:    8 << 20,
+		MaxCases:        64,
+		CompileCache:    256 << 20,
+		CompileCacheTTL: env.Duration(time.Hour),
+		Pool:            -1, // as many as max_boxes
+		Defaults: env.Limits{WallTime: env.Duration(d.WallTime), CPUTime: env.Duration(d.CPUTime), Memory: env.Size(d.Memory),
+			Processes: d.Processes, FileSize: env.Size(d.FileSize), OpenFiles: d.OpenFiles, Output: env.Size(d.Output), Disk: env.Size(d.Disk)},
+		Maxima: env.Limits{WallTime: env.Duration(60 * time.Second), CPUTime: env.Duration(60 * time.Second), Memory: 2 << 30,
+			Processes: 512, FileSize: 256 << 20, OpenFiles: 4096, Output: 16 << 20, Disk: 1 << 30},
+	}
+}
+
+func toLimits(l env.Limits) jail.Limits {
+	return jail.Limits{WallTime: time.Duration(l.WallTime), CPUTime: time.Duration(l.CPUTime), Memory: int64(l.Memory),
+		Processes: l.Processes, FileSize: int64(l.FileSize), OpenFiles: l.OpenFiles, Output: int64(l.Output), Disk: int64(l.Disk),
+		Stack: jail.Defaults.Stack}
+}
+
+// loadServeConfig applies, in order: the defaults, the TOML file, the
+// RUNBOX_* environment variables, the flags.
+func loadServeConfig(args []string, getenv func(string) string) (serveConfig, error) {
+	cfg := defaultServeConfig()
+	fset := flag.NewFlagSet("runbox serve", flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	path := fset.String("config", "", "TOML configuration file")
+	listen := fset.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
+	maxBoxes := fset.Int("max-boxes", 0, "boxes at once (default: number of CPUs)")
+	envDir := fset.String("environments", "", "folder of environment files that add to or override the defaults")
+	if err := fset.Parse(args); err != nil {
+		return cfg, usageError{err.Error()}
+	}
+	if fset.NArg() > 0 {
+		return cfg, usageError{"unexpected argument " + strconv.Quote(fset.Arg(0))}
+	}
+	if *path != "" {
+		md, err := toml.DecodeFile(*path, &cfg)
+		if err != nil {
+			return cfg, usageError{"--config: " + err.Error()}
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return cfg, usageError{fmt.Sprintf("--config: unknown setting %s", und[0])}
+		}
+	}
+	if v := getenv("RUNBOX_LISTEN"); v != "" {
+		cfg.Listen = v
+	}
+	if v := getenv("RUNBOX_MAX_BOXES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, usageError{"RUNBOX_MAX_BOXES: want a number"}
+		}
+		cfg.MaxBoxes = n
+	}
+	if v := getenv("RUNBOX_ENVIRONMENTS"); v != "" {
+		cfg.Environments = append(cfg.Environments, v)
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *maxBoxes != 0 {
+		cfg.MaxBoxes = *maxBoxes
+	}
+	if *envDir != "" {
+		cfg.Environments = append(cfg.Environments, *envDir)
+	}
+	if cfg.Pool < 0 {
+		cfg.Pool = cfg.MaxBoxes
+	}
+	switch {
+	case cfg.MaxBoxes < 1:
+		return cfg, usageError{"max_boxes must be at least 1"}
+	case cfg.QueueLength < 0:
+		return cfg, usageError{"queue_length must not be negative"}
+	case cfg.MaxBody < 1024 || cfg.MaxFiles < 1 || cfg.MaxFilesSize < 1 || cfg.MaxCases < 1:
+		return cfg, usageError{"max_body, max_files, max_files_size and max_cases must be positive (max_body at least 1KiB)"}
+	}
+	if err := toLimits(cfg.Maxima).Validate(); err != nil {
+		return cfg, usageError{"maxima: " + err.Error()}
+	}
+	if err := toLimits(cfg.Defaults).Validate(); err != nil {
+		return cfg, usageError{"defaults: " + err.Error()}
+	}
+	return cfg, nil
+}
+
+func cmdServe(args []string, stderr io.Writer) int {
+	cfg, err := loadServeConfig(args, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "runbox serve:", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if err := serve(cfg, log, nil); err != nil {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the server until SIGINT or SIGTERM (or until ready, when
+// given, is used by a test to learn the address and stop it).
+func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func())) error {
+	sources := []fs.FS{env.Defaults()}
+	for _, d := range cfg.Environments {
+		sources = append(sources, os.DirFS(d))
+	}
+	reg, err := env.Load(sources...)
+	if err != nil {
+		return err
+	}
+	jcfg := jail.DefaultConfig()
+	jcfg.Pool = cfg.Pool
+	jcfg.Logger = log
+	if p := os.Getenv("RUNBOX_INIT"); p != "" {
+		jcfg.InitPath = p
+	}
+	j, err := jail.New(jcfg)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reg.Detect(ctx, runner.VersionRunner(j))
+	for _, e := range reg.List() {
+		log.Info("environment", "name", e.Name, "available", e.Available, "version", e.VersionText, "reason", e.Reason)
+	}
+	cache := runner.NewCache(int64(cfg.CompileCache), time.Duration(cfg.CompileCacheTTL))
+	run := runner.New(j, reg, cache)
+	run.Defaults = toLimits(cfg.Defaults)
+	metrics := api.NewMetrics(func() float64 { return float64(cache.Bytes()) })
+	srv := api.New(api.Config{
+		Version: version, CgroupVersion: j.CgroupVersion(),
+		Defaults: run.Defaults, Maxima: toLimits(cfg.Maxima),
+		MaxBoxes: cfg.MaxBoxes, QueueLength: cfg.QueueLength, QueueTimeout: time.Duration(cfg.QueueTimeout),
+		MaxBodyBytes: int64(cfg.MaxBody), MaxFiles: cfg.MaxFiles, MaxFilesBytes: int64(cfg.MaxFilesSize),
+		MaxCases: cfg.MaxCases, CacheBytes: int64(cfg.CompileCache),
+	}, run, reg, metrics, log)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("listening", "addr", ln.Addr().String(), "cgroups", j.CgroupVersion(), "max_boxes", cfg.MaxBoxes)
+	if ready != nil {
+		ready(ln.Addr().String(), stop)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	// Detached from the cancelled ctx on purpose: in-flight runs get a
+	// little time to finish before their boxes are killed with the jail.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
