@@ -216,4 +216,3 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	}
 	return nil
 }
-
