@@ -32,6 +32,7 @@ test: lint
 bench: build
 	bench/jail.sh
 	bench/cli.sh
+	bench/http.sh
 
 clean:
 	rm -rf bin internal/initbin/bin/runbox-init
