@@ -196,16 +196,7 @@ func TestBoxDiesWithRunbox(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func waitFor(t *testing.T, cond func() bool) { boxtest.WaitUntil(t, 10*time.Second, cond) }
 
 // findProcess returns the pid of a process whose command line contains
 // marker, or 0.

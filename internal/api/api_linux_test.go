@@ -29,25 +29,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	be, reason, err := boxtest.Open()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	skipReason, testEnv = reason, be
-	if be != nil {
-		testReg, err = env.Load(env.Defaults())
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+	os.Exit(boxtest.Main(m, func(be *boxtest.Env, reason string) error {
+		testEnv, skipReason = be, reason
+		if be == nil {
+			return nil
 		}
-		testReg.Detect(context.Background(), runner.VersionRunner(be.Jail))
-	}
-	code := m.Run()
-	if be != nil {
-		be.Close()
-	}
-	os.Exit(code)
+		var err error
+		if testReg, err = env.Load(env.Defaults()); err == nil {
+			testReg.Detect(context.Background(), runner.VersionRunner(be.Jail))
+		}
+		return err
+	}))
 }
 
 func testConfig() Config {
@@ -376,16 +368,7 @@ func TestMetaEndpoints(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func waitUntil(t *testing.T, cond func() bool) { boxtest.WaitUntil(t, 10*time.Second, cond) }
 
 // sleepers returns the pids of `sleep arg` processes.
 func sleepers(arg string) []string {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
+	"time"
 
 	"github.com/runbox-dev/runbox/internal/jail"
 )
@@ -62,4 +64,41 @@ func (e *Env) Close() error {
 	err := e.Jail.Close()
 	os.RemoveAll(e.Dir)
 	return err
+}
+
+// Main is a TestMain for packages whose tests run boxes: it opens an Env,
+// hands it (or, when the tests must skip, nil and the reason) to use, runs
+// the tests and closes the Env. It returns the exit code.
+func Main(m *testing.M, use func(be *Env, skipReason string) error) int {
+	be, reason, err := Open()
+	if err == nil {
+		err = use(be, reason)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if be != nil {
+			be.Close()
+		}
+		return 1
+	}
+	code := m.Run()
+	if be != nil {
+		if err := be.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "close jail:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// WaitUntil polls cond until it holds, failing the test after timeout.
+func WaitUntil(t testing.TB, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not reached in %v", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

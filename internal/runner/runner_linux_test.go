@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -22,17 +21,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	be, reason, err := boxtest.Open()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	skipReason, testEnv = reason, be
-	code := m.Run()
-	if be != nil {
-		be.Close()
-	}
-	os.Exit(code)
+	os.Exit(boxtest.Main(m, func(be *boxtest.Env, reason string) error {
+		testEnv, skipReason = be, reason
+		return nil
+	}))
 }
 
 // countingJail counts the boxes a runner starts.
