@@ -9,6 +9,7 @@
 package jail
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -196,3 +197,24 @@ func SignalName(sig int) string {
 	}
 	return "signal " + strconv.Itoa(sig)
 }
+
+// Errors that say the request itself cannot be run, not that runbox failed:
+// callers report them as the client's fault (HTTP 422), naming the rule.
+var (
+	// ErrSpecTooLarge: the argv, environment or workspace description
+	// exceeds what a box accepts (MaxConfigBytes, MaxArgBytes).
+	ErrSpecTooLarge = errors.New("run specification too large")
+	// ErrWorkspaceFull: the initial files do not fit in the box's disk
+	// (Limits.Disk bytes, or its inodes).
+	ErrWorkspaceFull = errors.New("workspace files do not fit in the box's disk")
+)
+
+// Bounds of one Spec, checked before a box is taken.
+const (
+	// MaxConfigBytes bounds argv plus environment plus working directory,
+	// in bytes, as runbox-init receives them.
+	MaxConfigBytes = 512 << 10
+	// MaxArgBytes bounds one argv element or one KEY=VALUE (the kernel's
+	// MAX_ARG_STRLEN is 128 KiB; a program name is at most PATH_MAX).
+	MaxArgBytes = 128 << 10
+)
