@@ -1,13 +1,13 @@
 # runbox — build, run, test. `make` builds bin/runbox (with runbox-init
 # embedded in it); `make run` builds it and starts `runbox serve` on its
 # defaults (127.0.0.1:8080); `make test` runs the whole suite (as root,
-# every isolation test runs).
+# every isolation test runs), then every fuzz target briefly.
 
 GO          ?= go
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test lint bench clean
+.PHONY: all build run test lint fuzz bench clean
 
 all: build
 
@@ -28,6 +28,11 @@ lint: build
 # package at a time (-p 1): the leak tests compare host-wide counts.
 test: lint
 	CGO_ENABLED=1 $(GO) test -race -count=1 -p 1 ./...
+	scripts/fuzz.sh
+
+# Every Fuzz* target for FUZZTIME (default 5s) each; part of `make test`.
+fuzz:
+	scripts/fuzz.sh
 
 bench: build
 	bench/jail.sh

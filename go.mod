@@ -6,7 +6,6 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/danielgtaylor/huma/v2 v2.37.2
 	github.com/prometheus/client_golang v1.25.0
-	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0
 )
 

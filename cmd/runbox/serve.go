@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -39,6 +38,12 @@ type serveConfig struct {
 	CompileCache    env.Size     `toml:"compile_cache"`
 	CompileCacheTTL env.Duration `toml:"compile_cache_ttl"`
 	Pool            int          `toml:"pool"`
+	MaxConnections  int          `toml:"max_connections"`
+	ReadTimeout     env.Duration `toml:"read_timeout"`
+	WriteTimeout    env.Duration `toml:"write_timeout"`
+	IdleTimeout     env.Duration `toml:"idle_timeout"`
+	MaxResponse     env.Size     `toml:"max_response"`
+	MemoryBudget    env.Size     `toml:"memory_budget"`
 	Defaults        env.Limits   `toml:"defaults"`
 	Maxima          env.Limits   `toml:"maxima"`
 }
@@ -57,6 +62,12 @@ func defaultServeConfig() serveConfig {
 		CompileCache:    256 << 20,
 		CompileCacheTTL: env.Duration(time.Hour),
 		Pool:            -1, // as many as max_boxes
+		MaxConnections:  256,
+		ReadTimeout:     env.Duration(30 * time.Second),
+		WriteTimeout:    env.Duration(60 * time.Second),
+		IdleTimeout:     env.Duration(60 * time.Second),
+		MaxResponse:     256 << 20,
+		MemoryBudget:    1 << 30,
 		Defaults: env.Limits{WallTime: env.Duration(d.WallTime), CPUTime: env.Duration(d.CPUTime), Memory: env.Size(d.Memory),
 			Processes: d.Processes, FileSize: env.Size(d.FileSize), OpenFiles: d.OpenFiles, Output: env.Size(d.Output), Disk: env.Size(d.Disk)},
 		Maxima: env.Limits{WallTime: env.Duration(60 * time.Second), CPUTime: env.Duration(60 * time.Second), Memory: 2 << 30,
@@ -128,6 +139,9 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 	case cfg.MaxBody < 1024 || cfg.MaxFiles < 1 || cfg.MaxFilesSize < 1 || cfg.MaxCases < 1:
 		return cfg, usageError{"max_body, max_files, max_files_size and max_cases must be positive (max_body at least 1KiB)"}
 	}
+	if err := apiConfig(cfg).Check(); err != nil {
+		return cfg, usageError{err.Error()}
+	}
 	if err := toLimits(cfg.Maxima).Validate(); err != nil {
 		return cfg, usageError{"maxima: " + err.Error()}
 	}
@@ -149,6 +163,19 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// apiConfig is the API's part of the settings.
+func apiConfig(cfg serveConfig) api.Config {
+	return api.Config{
+		Defaults: toLimits(cfg.Defaults), Maxima: toLimits(cfg.Maxima),
+		MaxBoxes: cfg.MaxBoxes, QueueLength: cfg.QueueLength, QueueTimeout: time.Duration(cfg.QueueTimeout),
+		MaxBodyBytes: int64(cfg.MaxBody), MaxFiles: cfg.MaxFiles, MaxFilesBytes: int64(cfg.MaxFilesSize),
+		MaxCases: cfg.MaxCases, CacheBytes: int64(cfg.CompileCache),
+		MaxConnections: cfg.MaxConnections, ReadTimeout: time.Duration(cfg.ReadTimeout),
+		WriteTimeout: time.Duration(cfg.WriteTimeout), IdleTimeout: time.Duration(cfg.IdleTimeout),
+		MaxResponseBytes: int64(cfg.MaxResponse), MemoryBudget: int64(cfg.MemoryBudget),
+	}
 }
 
 // serve runs the server until SIGINT or SIGTERM (or until ready, when
@@ -183,24 +210,19 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	run := runner.New(j, reg, cache)
 	run.Defaults = toLimits(cfg.Defaults)
 	metrics := api.NewMetrics(func() float64 { return float64(cache.Bytes()) })
-	srv := api.New(api.Config{
-		Version: version, CgroupVersion: j.CgroupVersion(),
-		Defaults: run.Defaults, Maxima: toLimits(cfg.Maxima),
-		MaxBoxes: cfg.MaxBoxes, QueueLength: cfg.QueueLength, QueueTimeout: time.Duration(cfg.QueueTimeout),
-		MaxBodyBytes: int64(cfg.MaxBody), MaxFiles: cfg.MaxFiles, MaxFilesBytes: int64(cfg.MaxFilesSize),
-		MaxCases: cfg.MaxCases, CacheBytes: int64(cfg.CompileCache),
-	}, run, reg, metrics, log)
+	acfg := apiConfig(cfg)
+	acfg.Version, acfg.CgroupVersion = version, j.CgroupVersion()
+	srv := api.New(acfg, run, reg, metrics, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("listening", "addr", ln.Addr().String(), "cgroups", j.CgroupVersion(), "max_boxes", cfg.MaxBoxes)
 	if ready != nil {
 		ready(ln.Addr().String(), stop)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -211,7 +233,7 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	// little time to finish before their boxes are killed with the jail.
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil

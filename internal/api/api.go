@@ -1,27 +1,28 @@
 // Package api is runbox's HTTP interface: it decodes and validates requests
 // (every bad request gets a 4xx problem+json body naming the field and the
 // rule), admits them through a bounded queue of boxes, hands them to the
-// runner, and maps results and failures to HTTP. It never touches the
-// kernel and never imports the jail.
+// runner, and maps results and failures to HTTP. It holds its clients to
+// bounds: connections, read, write and idle time, the memory a request may
+// hold from its first body byte to its answer's last (budget), and it
+// streams answers rather than build them. It never touches the kernel and
+// never imports the jail.
 package api
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"sync/atomic"
+	"reflect"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/runbox-dev/runbox/internal/env"
-	"github.com/runbox-dev/runbox/internal/result"
 	"github.com/runbox-dev/runbox/internal/runner"
 )
 
@@ -32,7 +33,7 @@ type Runner interface {
 
 var _ Runner = (*runner.Runner)(nil)
 
-// Config bounds what one request may ask.
+// Config bounds what one request may ask, and what all of them may hold.
 type Config struct {
 	Version       string
 	CgroupVersion string
@@ -42,27 +43,84 @@ type Config struct {
 	QueueLength   int           // requests that may wait for a box
 	QueueTimeout  time.Duration
 	MaxBodyBytes  int64
-	MaxFiles      int
+	MaxFiles      int   // at most MaxFilesCeiling
 	MaxFilesBytes int64 // decoded content of all files
-	MaxCases      int
+	MaxCases      int   // at most MaxCasesCeiling
 	CacheBytes    int64
+
+	// MaxConnections bounds the connections held open at once.
+	MaxConnections int
+	// ReadTimeout bounds the arrival of a request's headers and body;
+	// WriteTimeout the writing of an answer (for a run, from its end);
+	// IdleTimeout a keep-alive connection's wait for its next request.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxResponseBytes bounds the output one answer may carry, counted
+	// before the run at its worst: compile output, 2 streams × the output
+	// limit × each run, and returned files.
+	MaxResponseBytes int64
+	// MemoryBudget bounds what all requests hold at once, from their first
+	// body byte to their answer's last: bodies being read and decoded,
+	// then each admitted request's input and worst-case output.
+	MemoryBudget int64
 }
+
+// Check reports settings the server cannot work with: a bound that is not
+// positive, a list above its schema ceiling, or a memory budget too small
+// for a largest body to be decoded, or for a request of max_response to be
+// held.
+func (c Config) Check() error {
+	switch {
+	case c.MaxBoxes < 1 || c.QueueLength < 0:
+		return errors.New("max_boxes must be at least 1 and queue_length not negative")
+	case c.MaxFiles < 1 || c.MaxFiles > MaxFilesCeiling:
+		return fmt.Errorf("max_files must be 1 to %d", MaxFilesCeiling)
+	case c.MaxCases < 1 || c.MaxCases > MaxCasesCeiling:
+		return fmt.Errorf("max_cases must be 1 to %d", MaxCasesCeiling)
+	case c.MaxConnections < 1:
+		return errors.New("max_connections must be at least 1")
+	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("read_timeout, write_timeout and idle_timeout must be positive")
+	case c.MaxResponseBytes < 1:
+		return errors.New("max_response must be positive")
+	case c.MemoryBudget < c.MaxResponseBytes+inputFactor*c.MaxBodyBytes || c.MemoryBudget < decodeFactor*c.MaxBodyBytes:
+		return fmt.Errorf("memory_budget must be at least max_response + %d × max_body, and %d × max_body (%d bytes here)",
+			inputFactor, decodeFactor, max(c.MaxResponseBytes+inputFactor*c.MaxBodyBytes, decodeFactor*c.MaxBodyBytes))
+	}
+	return nil
+}
+
+// Schema ceilings of the request's lists. The configured MaxFiles and
+// MaxCases may only be lower; the schema's own maxItems on the other lists
+// are constants too (maxArgs for argv lists).
+const (
+	MaxFilesCeiling = 1024
+	MaxCasesCeiling = 1024
+	maxArgs         = 64 // maxItems of command, args and a case's args
+)
 
 // Server is the HTTP API.
 type Server struct {
-	cfg     Config
-	run     Runner
-	envs    *env.Registry
-	log     *slog.Logger
-	queue   *queue
-	metrics *Metrics
-	mux     *http.ServeMux
+	cfg       Config
+	run       Runner
+	envs      *env.Registry
+	log       *slog.Logger
+	queue     *queue
+	budget    *budget
+	conns     *connLimit
+	hs        *http.Server
+	maxValues int // JSON values a valid body can hold
+	metrics   *Metrics
+	mux       *http.ServeMux // huma's routes
+	root      *http.ServeMux // the run route's admission, then mux
 }
 
 // New builds the API.
 func New(cfg Config, r Runner, envs *env.Registry, m *Metrics, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, run: r, envs: envs, log: log, metrics: m, mux: http.NewServeMux(),
-		queue: newQueue(cfg.MaxBoxes, cfg.QueueLength, cfg.QueueTimeout)}
+	s := &Server{cfg: cfg, run: r, envs: envs, log: log, metrics: m, mux: http.NewServeMux(), root: http.NewServeMux(),
+		queue:     newQueue(cfg.MaxBoxes, cfg.QueueLength, cfg.QueueTimeout),
+		budget:    &budget{max: cfg.MemoryBudget},
+		conns:     newConnLimit(cfg.MaxConnections, m),
+		maxValues: jsonValues(cfg.MaxFiles, cfg.MaxCases)}
 	hc := huma.DefaultConfig("runbox", cfg.Version)
 	hc.Info.Description = "Runs untrusted code in a Linux sandbox and returns its output, verdict and resource usage."
 	hc.CreateHooks = nil // no $schema links in bodies
@@ -70,6 +128,9 @@ func New(cfg Config, r Runner, envs *env.Registry, m *Metrics, log *slog.Logger)
 	hapi := humago.New(s.mux, hc)
 	s.register(hapi)
 	s.mux.Handle("GET /metrics", m.Handler())
+	s.root.Handle("POST /v1/run", s.admitRun(s.mux))
+	s.root.Handle("/", s.mux)
+	s.hs = s.newHTTPServer()
 	return s
 }
 
@@ -85,7 +146,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		s.mux.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		s.root.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 		s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
 	})
@@ -123,51 +184,8 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// Problem is an RFC 9457 problem with the request id, so that a client's
-// report can be matched with the server's log line.
-type Problem struct {
-	huma.ErrorModel
-	RequestID string `json:"request_id,omitempty"`
-	// RetryAfter is sent as the Retry-After header of 429 answers.
-	RetryAfter int `json:"-"`
-}
-
-// GetHeaders adds Retry-After to queue-full answers.
-func (p *Problem) GetHeaders() http.Header {
-	if p.RetryAfter > 0 {
-		return http.Header{"Retry-After": {strconv.Itoa(p.RetryAfter)}}
-	}
-	return nil
-}
-
-func init() {
-	// Huma builds every error through this hook; it is set once, to the
-	// same function, for the whole process.
-	huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
-		base := huma.NewError(status, msg, errs...).(*huma.ErrorModel)
-		for _, d := range base.Errors {
-			// Huma echoes the offending value; for an unknown field or a
-			// malformed body that is the whole request. Keep only small ones.
-			if d != nil && d.Value != nil {
-				if b, err := json.Marshal(d.Value); err != nil || len(b) > maxEchoBytes {
-					d.Value = nil
-				}
-			}
-		}
-		p := &Problem{ErrorModel: *base}
-		if ctx != nil {
-			p.RequestID = requestID(ctx.Context())
-		}
-		return p
-	}
-}
-
-// problem makes an error with one field detail.
-func problem(ctx context.Context, status int, msg, location, rule string) error {
-	p := &Problem{ErrorModel: huma.ErrorModel{Status: status, Title: http.StatusText(status), Detail: msg,
-		Errors: []*huma.ErrorDetail{{Location: location, Message: rule}}}, RequestID: requestID(ctx)}
-	return p
-}
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) register(api huma.API) {
 	huma.Register(api, huma.Operation{
@@ -183,10 +201,19 @@ func (s *Server) register(api huma.API) {
 	})
 	huma.Register(api, huma.Operation{
 		OperationID: "run", Method: http.MethodPost, Path: "/v1/run",
-		Summary:      "Run a program",
-		Description:  "Compiles once (when the language compiles), then runs the program once, or once per case, each in a fresh box.",
-		MaxBodyBytes: s.cfg.MaxBodyBytes,
-		Errors:       []int{400, 413, 415, 422, 429, 500},
+		Summary:     "Run a program",
+		Description: "Compiles once (when the language compiles), then runs the program once, or once per case, each in a fresh box.",
+		// admitRun has read the body already (within max_body and
+		// read_timeout); huma reads it from memory, one byte more allowed
+		// because huma calls a body of exactly its maximum too large.
+		MaxBodyBytes:    s.cfg.MaxBodyBytes + 1,
+		BodyReadTimeout: -1,
+		Errors:          []int{400, 408, 413, 415, 422, 429, 500},
+		// The answer is streamed (see writeRun); its schema is declared
+		// here since the handler's output type is a function.
+		Responses: map[string]*huma.Response{"200": {Description: "The program's results.", Content: map[string]*huma.MediaType{
+			"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflect.TypeOf(RunResponse{}), true, "RunResponse")},
+		}}},
 	}, s.handleRun)
 	huma.Register(api, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Summary: "Liveness",
@@ -210,7 +237,8 @@ func (s *Server) register(api huma.API) {
 			Version: s.cfg.Version, CgroupVersion: s.cfg.CgroupVersion,
 			Defaults: limitsOut(s.cfg.Defaults), Maxima: limitsOut(s.cfg.Maxima),
 			MaxBoxes: s.cfg.MaxBoxes, QueueLength: s.cfg.QueueLength, MaxBodyBytes: s.cfg.MaxBodyBytes,
-			MaxFiles: s.cfg.MaxFiles, MaxFilesBytes: s.cfg.MaxFilesBytes, CompileCacheMB: s.cfg.CacheBytes >> 20,
+			MaxFiles: s.cfg.MaxFiles, MaxFilesBytes: s.cfg.MaxFilesBytes, MaxCases: s.cfg.MaxCases,
+			MaxResponseBytes: s.cfg.MaxResponseBytes, CompileCacheMB: s.cfg.CacheBytes >> 20,
 		}}, nil
 	})
 }
@@ -220,105 +248,111 @@ func limitsOut(l runner.Limits) LimitsOut {
 		Processes: int64(l.Processes), FileSizeBytes: l.FileSize, OpenFiles: int64(l.OpenFiles), OutputBytes: l.Output, DiskBytes: l.Disk}
 }
 
-func (s *Server) handleRun(ctx context.Context, in *struct{ Body RunBody }) (*struct{ Body RunResponse }, error) {
-	req, err := s.validate(ctx, &in.Body)
+func (s *Server) handleRun(ctx context.Context, in *struct{ Body RunBody }) (*struct{ Body func(huma.Context) }, error) {
+	req, need, err := s.validate(ctx, &in.Body)
 	if err != nil {
 		return nil, err
 	}
+	// What the request holds from now on is req; drop the decoded
+	// strings it does not share.
+	in.Body = RunBody{}
+	if t := ticketFrom(ctx); t != nil {
+		if !t.resize(need) {
+			return nil, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
+		}
+		s.metrics.reserved.Set(float64(s.budget.inUse()))
+	}
+	// Waiting and running take their time; the answer gets its own
+	// write deadline once they are done.
+	s.setWriteDeadline(ctx, time.Time{})
 	release, err := s.queue.acquire(ctx, s.metrics)
 	if err != nil {
+		s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))
 		if errors.Is(err, errQueueFull) {
-			p := problem(ctx, http.StatusTooManyRequests, "all boxes are busy and the queue is full; retry later", "", "capacity").(*Problem)
-			p.Errors = nil
-			p.RetryAfter = 1
-			return nil, p
+			return nil, busy(ctx, "all boxes are busy and the queue is full; retry later")
 		}
 		return nil, problem(ctx, 499, "client went away", "", "cancelled")
 	}
-	defer release()
 	start := time.Now()
 	resp, err := s.run.Run(ctx, req)
+	// The box is free; writing the answer, at the client's pace, is not
+	// the boxes' business.
+	release()
+	s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))
 	if err != nil {
-		switch {
-		case errors.Is(err, env.ErrUnknown):
-			return nil, problem(ctx, http.StatusUnprocessableEntity, "unknown language", "body.language", err.Error())
-		case errors.Is(err, runner.ErrUnavailable):
-			return nil, problem(ctx, http.StatusUnprocessableEntity, "language not available on this server", "body.language", err.Error())
-		case ctx.Err() != nil:
-			return nil, problem(ctx, 499, "client went away", "", "cancelled")
-		}
-		s.log.Error("run failed", "request_id", requestID(ctx), "err", err)
-		return nil, problem(ctx, http.StatusInternalServerError, "runbox failed to run the request", "", "internal error")
+		return nil, s.runError(ctx, req, err)
 	}
 	s.metrics.observe(resp, time.Since(start))
-	return &struct{ Body RunResponse }{Body: toResponse(resp)}, nil
+	return &struct{ Body func(huma.Context) }{Body: func(hc huma.Context) { s.writeRun(hc, resp) }}, nil
 }
 
-func toResponse(r *runner.Response) RunResponse {
-	out := RunResponse{Language: r.Language, Version: r.Version, Cached: r.Cached, FilesTruncated: r.FilesTruncated}
-	if r.Compile != nil {
-		c := result.From(*r.Compile)
-		out.Compile = &c
+// setWriteDeadline sets the write deadline of the request's connection.
+func (s *Server) setWriteDeadline(ctx context.Context, d time.Time) {
+	if t := ticketFrom(ctx); t != nil && t.rc != nil {
+		_ = t.rc.SetWriteDeadline(d)
 	}
-	if r.Run != nil {
-		c := result.From(*r.Run)
-		out.Run = &c
-	}
-	for _, c := range r.Cases {
-		out.Cases = append(out.Cases, CaseResult{Result: result.From(c.Result), Verdict: c.Verdict})
-	}
-	for _, f := range r.Files {
-		out.Files = append(out.Files, FileOut{Name: f.Name, Size: len(f.Content), Content: f.Content})
-	}
-	return out
 }
 
-// queue admits at most n requests at once and lets at most wait more wait,
-// each for at most timeout.
-type queue struct {
-	slots   chan struct{}
-	waiting atomic.Int64
-	wait    int64
-	timeout time.Duration
+// runError maps a failed run to its answer: the request's own fault is a
+// 422 naming the field, anything else is runbox's (500, logged).
+func (s *Server) runError(ctx context.Context, req runner.Request, err error) error {
+	switch {
+	case errors.Is(err, env.ErrUnknown):
+		return problem(ctx, http.StatusUnprocessableEntity, "unknown language", "body.language", err.Error())
+	case errors.Is(err, runner.ErrUnavailable):
+		return problem(ctx, http.StatusUnprocessableEntity, "language not available on this server", "body.language", err.Error())
+	case errors.Is(err, env.ErrUnsafeStem):
+		return invalid(ctx, mainLocation(req), err.Error())
+	case errors.Is(err, runner.ErrWorkspaceFull):
+		return invalid(ctx, "body.files", "the files do not fit in the box's disk (limits.disk_bytes): "+err.Error())
+	case errors.Is(err, runner.ErrSpecTooLarge):
+		return invalid(ctx, specLocation(req), fmt.Sprintf("the argv and environment exceed what a box accepts (%d bytes in all, %d per argument): %v",
+			runner.MaxConfigBytes, runner.MaxArgBytes, err))
+	case ctx.Err() != nil:
+		return problem(ctx, 499, "client went away", "", "cancelled")
+	}
+	s.log.Error("run failed", "request_id", requestID(ctx), "err", err)
+	return problem(ctx, http.StatusInternalServerError, "runbox failed to run the request", "", "internal error")
 }
 
-var errQueueFull = errors.New("queue full")
-
-func newQueue(n, wait int, timeout time.Duration) *queue {
-	return &queue{slots: make(chan struct{}, n), wait: int64(wait), timeout: timeout}
+// mainLocation is the field that names a request's main file.
+func mainLocation(req runner.Request) string {
+	if req.Main != "" {
+		return "body.main"
+	}
+	return "body.files[0].name"
 }
 
-// acquire takes a slot; release must be called exactly once after a
-// successful acquire, and never after a failed one.
-func (q *queue) acquire(ctx context.Context, m *Metrics) (release func(), err error) {
-	release = func() {
-		<-q.slots
-		m.boxes.Dec()
+// specLocation is the field most likely to have made a box's argv and
+// environment too large (validation counts them first; this is a
+// fallback for a box that counted otherwise).
+func specLocation(req runner.Request) string {
+	size := func(l []string) (n int) {
+		for _, s := range l {
+			n += len(s)
+		}
+		return n
 	}
-	select {
-	case q.slots <- struct{}{}:
-		m.boxes.Inc()
-		return release, nil
-	default:
+	loc, most := "body.command", size(req.Command)
+	if n := size(req.Args); n > most {
+		loc, most = "body.args", n
 	}
-	if q.waiting.Add(1) > q.wait {
-		q.waiting.Add(-1)
-		return nil, errQueueFull
+	if n := size(req.Env); n > most {
+		loc, most = "body.env", n
 	}
-	m.queue.Inc()
-	defer func() {
-		q.waiting.Add(-1)
-		m.queue.Dec()
-	}()
-	t := time.NewTimer(q.timeout)
-	defer t.Stop()
-	select {
-	case q.slots <- struct{}{}:
-		m.boxes.Inc()
-		return release, nil
-	case <-t.C:
-		return nil, errQueueFull
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for i, c := range req.Cases {
+		if n := size(c.Args); n > most {
+			loc, most = fmt.Sprintf("body.cases[%d].args", i), n
+		}
 	}
+	if len(req.Command) == 0 {
+		names := 0
+		for _, f := range req.Files {
+			names += len(f.Name)
+		}
+		if names > most {
+			loc = "body.files"
+		}
+	}
+	return loc
 }

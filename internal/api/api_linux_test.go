@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"sort"
 	"strconv"
@@ -49,20 +49,46 @@ func testConfig() Config {
 		Maxima:   runner.Limits{WallTime: time.Minute, CPUTime: time.Minute, Memory: 2 << 30, Processes: 512, FileSize: 256 << 20, OpenFiles: 4096, Output: 16 << 20, Disk: 1 << 30, Stack: runner.DefaultLimits.Stack},
 		MaxBoxes: 2, QueueLength: 64, QueueTimeout: 30 * time.Second,
 		MaxBodyBytes: 1 << 20, MaxFiles: 8, MaxFilesBytes: 256 << 10, MaxCases: 16, CacheBytes: 64 << 20,
+		MaxConnections: 64, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second,
+		MaxResponseBytes: 64 << 20, MemoryBudget: 256 << 20,
 	}
 }
 
-// server starts the API on a real listener.
+// server starts the API on a real listener, as runbox serve does.
 func server(t *testing.T, cfg Config) string {
 	t.Helper()
 	if testEnv == nil {
 		t.Skip(skipReason)
 	}
-	r := runner.New(testEnv.Jail, testReg, runner.NewCache(cfg.CacheBytes, time.Hour))
-	s := New(cfg, r, testReg, NewMetrics(nil), slog.New(slog.DiscardHandler))
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL
+	url, _ := serveWith(t, cfg, runner.New(testEnv.Jail, testReg, runner.NewCache(cfg.CacheBytes, time.Hour)), testReg)
+	return url
+}
+
+// serveWith serves an API over r on 127.0.0.1 until the test ends.
+func serveWith(t *testing.T, cfg Config, r Runner, reg *env.Registry) (string, *Server) {
+	t.Helper()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	s := New(cfg, r, reg, NewMetrics(nil), slog.New(slog.DiscardHandler))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	})
+	return "http://" + ln.Addr().String(), s
 }
 
 func post(t *testing.T, url string, body any) (int, map[string]any, http.Header) {

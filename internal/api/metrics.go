@@ -18,6 +18,8 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	queue    prometheus.Gauge
 	boxes    prometheus.Gauge
+	reserved prometheus.Gauge
+	conns    prometheus.Gauge
 }
 
 // NewMetrics makes the metrics. cacheBytes, when set, reports the compile
@@ -34,8 +36,11 @@ func NewMetrics(cacheBytes func() float64) *Metrics {
 		}, []string{"language"}),
 		queue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runbox_queue_depth", Help: "Requests waiting for a box."}),
 		boxes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runbox_boxes_in_use", Help: "Requests holding a box."}),
+		reserved: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runbox_memory_reserved_bytes",
+			Help: "Bytes of the memory budget held by requests being read, waiting, running or answered."}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runbox_connections", Help: "Connections open."}),
 	}
-	m.reg.MustRegister(m.runs, m.duration, m.queue, m.boxes,
+	m.reg.MustRegister(m.runs, m.duration, m.queue, m.boxes, m.reserved, m.conns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cacheBytes != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -34,15 +34,15 @@ type CaseIn struct {
 type RunBody struct {
 	Language      string            `json:"language,omitempty" maxLength:"32" doc:"An environment's name or alias. Exactly one of language and command."`
 	Command       []string          `json:"command,omitempty" maxItems:"64" doc:"A raw argv, run with no environment."`
-	Files         []FileIn          `json:"files,omitempty" doc:"Files placed in the workspace. The first is the main file unless main names one."`
+	Files         []FileIn          `json:"files,omitempty" maxItems:"1024" doc:"Files placed in the workspace. The first is the main file unless main names one. At most max_files (see /v1/info)."`
 	Main          string            `json:"main,omitempty" maxLength:"255"`
 	Stdin         string            `json:"stdin,omitempty"`
 	Args          []string          `json:"args,omitempty" maxItems:"64"`
-	Env           map[string]string `json:"env,omitempty" doc:"Environment variables for the program."`
+	Env           map[string]string `json:"env,omitempty" maxProperties:"128" doc:"Environment variables for the program."`
 	Limits        *LimitsIn         `json:"limits,omitempty"`
 	CompileLimits *LimitsIn         `json:"compile_limits,omitempty"`
 	Outputs       []string          `json:"outputs,omitempty" maxItems:"16" doc:"Glob patterns of workspace files to return after the run (path.Match syntax; dir/** for everything below dir)."`
-	Cases         []CaseIn          `json:"cases,omitempty" doc:"Run once per case, each in a fresh box, after one compile."`
+	Cases         []CaseIn          `json:"cases,omitempty" maxItems:"1024" doc:"Run once per case, each in a fresh box, after one compile. At most max_cases (see /v1/info)."`
 }
 
 // CaseResult is a case's result.
@@ -53,9 +53,10 @@ type CaseResult struct {
 
 // FileOut is a returned workspace file.
 type FileOut struct {
-	Name    string `json:"name"`
-	Size    int    `json:"size"`
-	Content []byte `json:"content" doc:"base64"`
+	Name       string `json:"name" doc:"The file's path; a byte that is not valid UTF-8 reads as U+FFFD."`
+	NameBase64 string `json:"name_base64,omitempty" doc:"The path's exact bytes, in base64, when it is not valid UTF-8."`
+	Size       int    `json:"size"`
+	Content    []byte `json:"content" doc:"base64"`
 }
 
 // RunResponse is the body of a POST /v1/run answer.
@@ -93,14 +94,16 @@ type LimitsOut struct {
 
 // Info is the body of GET /v1/info.
 type Info struct {
-	Version        string    `json:"version"`
-	CgroupVersion  string    `json:"cgroup_version"`
-	Defaults       LimitsOut `json:"defaults"`
-	Maxima         LimitsOut `json:"maxima"`
-	MaxBoxes       int       `json:"max_boxes" doc:"Boxes running at once."`
-	QueueLength    int       `json:"queue_length" doc:"Requests that may wait for a box."`
-	MaxBodyBytes   int64     `json:"max_body_bytes"`
-	MaxFiles       int       `json:"max_files"`
-	MaxFilesBytes  int64     `json:"max_files_bytes"`
-	CompileCacheMB int64     `json:"compile_cache_mb"`
+	Version          string    `json:"version"`
+	CgroupVersion    string    `json:"cgroup_version"`
+	Defaults         LimitsOut `json:"defaults"`
+	Maxima           LimitsOut `json:"maxima"`
+	MaxBoxes         int       `json:"max_boxes" doc:"Boxes running at once."`
+	QueueLength      int       `json:"queue_length" doc:"Requests that may wait for a box."`
+	MaxBodyBytes     int64     `json:"max_body_bytes"`
+	MaxFiles         int       `json:"max_files"`
+	MaxFilesBytes    int64     `json:"max_files_bytes"`
+	MaxCases         int       `json:"max_cases"`
+	MaxResponseBytes int64     `json:"max_response_bytes" doc:"Most output one answer may carry, counted at its worst before the run."`
+	CompileCacheMB   int64     `json:"compile_cache_mb"`
 }

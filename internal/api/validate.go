@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/runner"
 )
 
@@ -25,59 +27,81 @@ func invalid(ctx context.Context, location, rule string) error {
 
 // validate checks everything the schema cannot and builds the runner's
 // request. Every byte is hostile: names reach the box verbatim, so they are
-// held to clean relative paths here, and again by runbox-init.
-func (s *Server) validate(ctx context.Context, b *RunBody) (runner.Request, error) {
-	var req runner.Request
+// held to clean relative paths here, and again by runbox-init. What the
+// boxes would refuse (argv and environment too large, files beyond the
+// disk) is refused here, naming the field, before the request waits for a
+// box. need is what the request will hold of the memory budget: its input
+// and its worst-case output.
+func (s *Server) validate(ctx context.Context, b *RunBody) (req runner.Request, need int64, err error) {
+	// Counts first, so that nothing below loops over more than a bound.
+	if len(b.Files) > s.cfg.MaxFiles {
+		return req, 0, invalid(ctx, "body.files", fmt.Sprintf("at most %d files (max_files)", s.cfg.MaxFiles))
+	}
+	if len(b.Cases) > s.cfg.MaxCases {
+		return req, 0, invalid(ctx, "body.cases", fmt.Sprintf("at most %d cases (max_cases)", s.cfg.MaxCases))
+	}
 	switch {
 	case b.Language == "" && len(b.Command) == 0:
-		return req, invalid(ctx, "body.language", "one of language and command is required")
+		return req, 0, invalid(ctx, "body.language", "one of language and command is required")
 	case b.Language != "" && len(b.Command) > 0:
-		return req, invalid(ctx, "body.command", "give language or command, not both")
+		return req, 0, invalid(ctx, "body.command", "give language or command, not both")
 	}
+	var e *env.Environment
 	if b.Language != "" {
-		if _, err := s.envs.Lookup(b.Language); err != nil {
-			return req, problem(ctx, http.StatusUnprocessableEntity, "unknown language", "body.language", err.Error())
+		if e, err = s.envs.Lookup(b.Language); err != nil {
+			return req, 0, problem(ctx, http.StatusUnprocessableEntity, "unknown language", "body.language", err.Error())
+		}
+		if !e.Available {
+			return req, 0, problem(ctx, http.StatusUnprocessableEntity, "language not available on this server", "body.language",
+				fmt.Sprintf("%s is not available on this server (%s)", e.Name, e.Reason))
 		}
 	}
 	for i, a := range b.Command {
+		loc := fmt.Sprintf("body.command[%d]", i)
 		if a == "" || strings.ContainsRune(a, 0) {
-			return req, invalid(ctx, fmt.Sprintf("body.command[%d]", i), "must be non-empty and contain no NUL")
+			return req, 0, invalid(ctx, loc, "must be non-empty and contain no NUL")
+		}
+		if i == 0 && len(a) > runner.MaxCommandBytes {
+			return req, 0, invalid(ctx, loc, fmt.Sprintf("a command is at most %d bytes (PATH_MAX)", runner.MaxCommandBytes))
+		}
+		if len(a) > runner.MaxArgBytes {
+			return req, 0, invalid(ctx, loc, fmt.Sprintf("an argument is at most %d bytes", runner.MaxArgBytes))
 		}
 	}
-	for i, a := range b.Args {
-		if strings.ContainsRune(a, 0) {
-			return req, invalid(ctx, fmt.Sprintf("body.args[%d]", i), "must contain no NUL")
-		}
+	if err := checkArgs(ctx, "body.args", b.Args); err != nil {
+		return req, 0, err
 	}
 	for k, v := range b.Env {
 		if !envKeyRE.MatchString(k) {
-			return req, invalid(ctx, "body.env."+k, "names are letters, digits and _ (not starting with a digit)")
+			return req, 0, invalid(ctx, "body.env."+k, "names are letters, digits and _ (not starting with a digit)")
 		}
 		if strings.ContainsRune(v, 0) {
-			return req, invalid(ctx, "body.env."+k, "must contain no NUL")
+			return req, 0, invalid(ctx, "body.env."+k, "must contain no NUL")
+		}
+		if len(k)+1+len(v) > runner.MaxArgBytes {
+			return req, 0, invalid(ctx, "body.env."+k, fmt.Sprintf("NAME=value is at most %d bytes", runner.MaxArgBytes))
 		}
 		req.Env = append(req.Env, k+"="+v)
 	}
-	if len(b.Files) > s.cfg.MaxFiles {
-		return req, invalid(ctx, "body.files", fmt.Sprintf("at most %d files", s.cfg.MaxFiles))
-	}
+	// Map order is random; the box and the compile cache's key want one.
+	sort.Strings(req.Env)
 	seen := map[string]bool{}
 	dirs := map[string]bool{}
 	var total int64
 	for i, f := range b.Files {
 		loc := fmt.Sprintf("body.files[%d]", i)
 		if rule := checkName(f.Name); rule != "" {
-			return req, invalid(ctx, loc+".name", rule)
+			return req, 0, invalid(ctx, loc+".name", rule)
 		}
 		if seen[f.Name] {
-			return req, invalid(ctx, loc+".name", "duplicate file name")
+			return req, 0, invalid(ctx, loc+".name", "duplicate file name")
 		}
 		if dirs[f.Name] {
-			return req, invalid(ctx, loc+".name", "is also a directory of another file")
+			return req, 0, invalid(ctx, loc+".name", "is also a directory of another file")
 		}
 		for d := path.Dir(f.Name); d != "."; d = path.Dir(d) {
 			if seen[d] {
-				return req, invalid(ctx, loc+".name", "a file of that name is its directory")
+				return req, 0, invalid(ctx, loc+".name", "a file of that name is its directory")
 			}
 			dirs[d] = true
 		}
@@ -87,49 +111,172 @@ func (s *Server) validate(ctx context.Context, b *RunBody) (runner.Request, erro
 		case "", "utf8":
 			data = []byte(f.Content)
 		case "base64":
-			var err error
 			if data, err = base64.StdEncoding.DecodeString(f.Content); err != nil {
-				return req, invalid(ctx, loc+".content", "not valid base64")
+				return req, 0, invalid(ctx, loc+".content", "not valid base64")
 			}
 		}
 		total += int64(len(data))
 		if total > s.cfg.MaxFilesBytes {
-			return req, invalid(ctx, loc+".content", fmt.Sprintf("files hold more than %d bytes in all", s.cfg.MaxFilesBytes))
+			return req, 0, invalid(ctx, loc+".content", fmt.Sprintf("files hold more than %d bytes in all (max_files_size)", s.cfg.MaxFilesBytes))
 		}
 		req.Files = append(req.Files, runner.File{Name: f.Name, Content: data})
 	}
 	if b.Main != "" && !seen[b.Main] {
-		return req, invalid(ctx, "body.main", "must name one of the files")
+		return req, 0, invalid(ctx, "body.main", "must name one of the files")
 	}
 	if b.Language != "" && len(b.Files) == 0 {
-		return req, invalid(ctx, "body.files", "a language needs at least one file")
+		return req, 0, invalid(ctx, "body.files", "a language needs at least one file")
 	}
 	for i, p := range b.Outputs {
 		if rule := checkPattern(p); rule != "" {
-			return req, invalid(ctx, fmt.Sprintf("body.outputs[%d]", i), rule)
+			return req, 0, invalid(ctx, fmt.Sprintf("body.outputs[%d]", i), rule)
 		}
 	}
-	if len(b.Cases) > s.cfg.MaxCases {
-		return req, invalid(ctx, "body.cases", fmt.Sprintf("at most %d cases", s.cfg.MaxCases))
-	}
 	for i, c := range b.Cases {
-		for j, a := range c.Args {
-			if strings.ContainsRune(a, 0) {
-				return req, invalid(ctx, fmt.Sprintf("body.cases[%d].args[%d]", i, j), "must contain no NUL")
-			}
+		if err := checkArgs(ctx, fmt.Sprintf("body.cases[%d].args", i), c.Args); err != nil {
+			return req, 0, err
 		}
 		req.Cases = append(req.Cases, runner.Case{Stdin: []byte(c.Stdin), Args: c.Args, ExpectedOutput: c.ExpectedOutput})
 	}
-	var err error
 	if req.Limits, err = s.limits(ctx, "body.limits", b.Limits); err != nil {
-		return req, err
+		return req, 0, err
 	}
 	if req.CompileLimits, err = s.limits(ctx, "body.compile_limits", b.CompileLimits); err != nil {
-		return req, err
+		return req, 0, err
 	}
 	req.Language, req.Command, req.Main, req.Stdin, req.Args, req.Outputs =
 		b.Language, b.Command, b.Main, []byte(b.Stdin), b.Args, b.Outputs
-	return req, nil
+	worst, err := s.checkBoxes(ctx, b, e, req)
+	if err != nil {
+		return req, 0, err
+	}
+	var bodyLen int64
+	if t := ticketFrom(ctx); t != nil {
+		bodyLen = t.bodyLen
+	}
+	need = inputFactor*bodyLen + worst
+	if need > s.cfg.MemoryBudget {
+		return req, 0, invalid(ctx, "body", fmt.Sprintf("the request would hold %d bytes (its input and its worst-case output), more than the server's memory_budget %d", need, s.cfg.MemoryBudget))
+	}
+	return req, need, nil
+}
+
+// checkArgs checks a list of arguments.
+func checkArgs(ctx context.Context, loc string, args []string) error {
+	for j, a := range args {
+		if strings.ContainsRune(a, 0) {
+			return invalid(ctx, fmt.Sprintf("%s[%d]", loc, j), "must contain no NUL")
+		}
+		if len(a) > runner.MaxArgBytes {
+			return invalid(ctx, fmt.Sprintf("%s[%d]", loc, j), fmt.Sprintf("an argument is at most %d bytes", runner.MaxArgBytes))
+		}
+	}
+	return nil
+}
+
+// checkBoxes checks what the boxes of a request would be given against
+// what they accept — the argv and environment, the files against the
+// disk — and returns the request's worst-case output, held to
+// max_response.
+func (s *Server) checkBoxes(ctx context.Context, b *RunBody, e *env.Environment, req runner.Request) (worst int64, err error) {
+	runArgv, envv := req.Command, req.Env
+	runLim := req.Limits.WithDefaults(s.cfg.Defaults).WithDefaults(runner.DefaultLimits)
+	var compileArgv []string
+	var compileLim runner.Limits
+	compiled := e != nil && e.Compiled()
+	if e != nil {
+		main := runner.MainFile(req)
+		names := make([]string, len(req.Files))
+		for i, f := range req.Files {
+			names[i] = f.Name
+		}
+		if runArgv, err = env.Expand(e.Run, main, names); err != nil {
+			return 0, invalid(ctx, mainLocation(req), err.Error()+"; rename it")
+		}
+		if compiled {
+			if compileArgv, err = env.Expand(e.Compile, main, names); err != nil {
+				return 0, invalid(ctx, mainLocation(req), err.Error()+"; rename it")
+			}
+		}
+		envv = append(append([]string{}, e.Env...), req.Env...)
+		runLim = runner.RunLimits(req.Limits, e, s.cfg.Defaults)
+		compileLim = runner.CompileLimits(req.CompileLimits, e, s.cfg.Defaults)
+	}
+
+	// The argv and environment of every box, as init will receive them.
+	tooLarge := func(n int64) error {
+		return invalid(ctx, specLocation(req), fmt.Sprintf("the argv and environment of a box would take %d bytes; a box accepts at most %d", n, runner.MaxConfigBytes))
+	}
+	argsets := [][]string{req.Args}
+	if len(req.Cases) > 0 {
+		argsets = argsets[:0]
+		for _, c := range req.Cases {
+			argsets = append(argsets, c.Args)
+		}
+	}
+	for _, args := range argsets {
+		argv := append(append([]string{}, runArgv...), args...)
+		if n := runner.ConfigBytes(argv, envv); n > runner.MaxConfigBytes {
+			return 0, tooLarge(n)
+		}
+	}
+	if n := runner.ConfigBytes(compileArgv, envv); compiled && n > runner.MaxConfigBytes {
+		return 0, tooLarge(n)
+	}
+
+	// The files, in the workspace of every box. A compiled program's run
+	// box gets what the compile left, which the runner checks.
+	bytes, inodes := runner.Footprint(req.Files)
+	type box struct {
+		disk  int64
+		field string // the request's own disk limit, when it set one
+	}
+	boxes := []box{{runLim.Disk, ""}}
+	if b.Limits != nil && b.Limits.DiskBytes != nil {
+		boxes[0].field = "body.limits.disk_bytes"
+	}
+	if compiled {
+		boxes = append(boxes, box{compileLim.Disk, ""})
+		if b.CompileLimits != nil && b.CompileLimits.DiskBytes != nil {
+			boxes[1].field = "body.compile_limits.disk_bytes"
+		}
+	}
+	for _, bx := range boxes {
+		if bytes > bx.disk || inodes > runner.DiskInodes(bx.disk) {
+			loc := bx.field
+			if loc == "" {
+				loc = "body.files"
+			}
+			return 0, invalid(ctx, loc, fmt.Sprintf("the files need %d bytes of the box's disk (each file rounded up to 4096-byte pages) and %d inodes; "+
+				"the box has disk_bytes %d (%d inodes)", bytes, inodes, bx.disk, runner.DiskInodes(bx.disk)))
+		}
+	}
+
+	// The answer's output at its worst: every stream of every box full.
+	runs := int64(max(1, len(req.Cases)))
+	worst = runs * 2 * runLim.Output
+	files := int64(0)
+	if len(req.Cases) == 0 && len(req.Outputs) > 0 {
+		files = runner.MaxOutputBytes
+	}
+	compileOut := int64(0)
+	if compiled {
+		compileOut = 2 * compileLim.Output
+	}
+	worst += files + compileOut
+	if worst > s.cfg.MaxResponseBytes {
+		loc := "body.limits.output_bytes"
+		switch {
+		case b.Limits != nil && b.Limits.OutputBytes != nil:
+		case len(req.Cases) > 1:
+			loc = "body.cases"
+		case compileOut > runs*2*runLim.Output:
+			loc = "body.compile_limits.output_bytes"
+		}
+		return 0, invalid(ctx, loc, fmt.Sprintf("the answer could carry %d bytes of output (%d runs × 2 streams × output_bytes %d, compile output %d, returned files %d), "+
+			"more than the server's max_response %d: lower output_bytes or send fewer cases", worst, runs, runLim.Output, compileOut, files, s.cfg.MaxResponseBytes))
+	}
+	return worst, nil
 }
 
 // checkName returns the rule a file name breaks, or "".

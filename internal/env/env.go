@@ -35,7 +35,8 @@ type Environment struct {
 	// of each run; the request's args are appended. Placeholders: {main}
 	// (the main file), {stem} (its name without extension), {sources} (every
 	// file with the main file's extension, sorted; expands to several
-	// arguments).
+	// arguments). Names from a request are passed so that no tool reads
+	// them as options (see Expand).
 	Compile []string `toml:"compile"`
 	Run     []string `toml:"run"`
 	// Env is KEY=VALUE added to both steps.
@@ -130,9 +131,22 @@ func (e *Environment) Validate() error {
 // Compiled reports whether the environment has a compile step.
 func (e *Environment) Compiled() bool { return len(e.Compile) > 0 }
 
+// ErrUnsafeStem is returned by Expand for a main file whose name without
+// extension ({stem}) a tool could read as an option.
+var ErrUnsafeStem = errors.New("the main file's name without extension would start with a character tools read as an option")
+
 // Expand fills the placeholders of an argv for a main file and the list of
 // the request's file names.
-func Expand(argv []string, main string, files []string) []string {
+//
+// Names come from the request and reach tools that parse their arguments:
+// a file named "-fplugin=./p.so" would be an option to gcc, and "@opts" a
+// response file of options to gcc and javac. So a name that starts an
+// argument is passed as "./name" unless its first byte is a letter, a digit,
+// '_' or '.' (no tool reads such a word as anything but a name). {stem}
+// cannot take a "./" (it names a class or an output), so a main file whose
+// stem would start otherwise is refused with ErrUnsafeStem when argv uses
+// {stem}.
+func Expand(argv []string, main string, files []string) ([]string, error) {
 	ext := path.Ext(main)
 	stem := strings.TrimSuffix(path.Base(main), ext)
 	var sources []string
@@ -144,15 +158,43 @@ func Expand(argv []string, main string, files []string) []string {
 	sort.Strings(sources)
 	out := make([]string, 0, len(argv)+len(sources))
 	for _, a := range argv {
+		if strings.Contains(a, "{stem}") && !plainStart(stem) {
+			return nil, fmt.Errorf("%w: %q", ErrUnsafeStem, stem)
+		}
 		if a == "{sources}" {
-			out = append(out, sources...)
+			for _, f := range sources {
+				out = append(out, asArg(f))
+			}
 			continue
 		}
-		a = strings.ReplaceAll(a, "{main}", main)
+		if rest, ok := strings.CutPrefix(a, "{main}"); ok {
+			a = asArg(main) + strings.ReplaceAll(rest, "{main}", main)
+		} else {
+			a = strings.ReplaceAll(a, "{main}", main)
+		}
 		a = strings.ReplaceAll(a, "{stem}", stem)
 		out = append(out, a)
 	}
-	return out
+	return out, nil
+}
+
+// plainStart reports whether s starts with a byte no tool reads as an
+// option, a response file or anything else but the start of a name.
+func plainStart(s string) bool {
+	if s == "" {
+		return false
+	}
+	c := s[0]
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.'
+}
+
+// asArg is a relative file name as an argument that names it and nothing
+// else.
+func asArg(name string) string {
+	if plainStart(name) {
+		return name
+	}
+	return "./" + name
 }
 
 // Registry holds environments by name and alias.

@@ -80,8 +80,63 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 }
 
 func TestExpand(t *testing.T) {
-	got := Expand([]string{"gcc", "-o", "{stem}", "{sources}", "-DMAIN={main}"}, "main.c", []string{"z.c", "main.c", "util.h", "a.c"})
-	if strings.Join(got, " ") != "gcc -o main a.c main.c z.c -DMAIN=main.c" {
-		t.Fatalf("%q", got)
+	got, err := Expand([]string{"gcc", "-o", "{stem}", "{sources}", "-DMAIN={main}"}, "main.c", []string{"z.c", "main.c", "util.h", "a.c"})
+	if err != nil || strings.Join(got, " ") != "gcc -o main a.c main.c z.c -DMAIN=main.c" {
+		t.Fatalf("%q %v", got, err)
 	}
+}
+
+// Names from a request never reach a tool as options or response files.
+func TestExpandNamesAreNeverOptions(t *testing.T) {
+	cases := []struct {
+		name  string
+		argv  []string
+		main  string
+		files []string
+		want  string
+		err   error
+	}{
+		{"plugin as a source", []string{"gcc", "-o", "main", "{sources}"}, "main.c", []string{"main.c", "-fplugin=./p.c"},
+			"gcc -o main ./-fplugin=./p.c main.c", nil},
+		{"response file as a source", []string{"gcc", "{sources}"}, "main.c", []string{"main.c", "@opts.c"}, "gcc ./@opts.c main.c", nil},
+		{"option as the main file", []string{"python3", "{main}"}, "-c.py", []string{"-c.py"}, "python3 ./-c.py", nil},
+		{"main embedded", []string{"tool", "--file={main}", "{main}.o"}, "-x.c", []string{"-x.c"}, "tool --file=-x.c ./-x.c.o", nil},
+		{"subdirectory", []string{"cc", "{main}"}, "-d/main.c", []string{"-d/main.c"}, "cc ./-d/main.c", nil},
+		{"plain names untouched", []string{"cc", "{main}", "{sources}"}, "_a.c", []string{"_a.c", ".b.c", "9.c"}, "cc _a.c .b.c 9.c _a.c", nil},
+		{"option-like stem", []string{"java", "{stem}"}, "-version.java", []string{"-version.java"}, "", ErrUnsafeStem},
+		{"stem of a file in a directory", []string{"java", "{stem}"}, "d/-X.java", []string{"d/-X.java"}, "", ErrUnsafeStem},
+		{"stem unused", []string{"javac", "{main}"}, "-version.java", []string{"-version.java"}, "javac ./-version.java", nil},
+		{"empty stem", []string{"cc", "-o", "{stem}", "{main}"}, ".c", []string{".c"}, "", ErrUnsafeStem},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Expand(tc.argv, tc.main, tc.files)
+			if !errors.Is(err, tc.err) || strings.Join(got, " ") != tc.want {
+				t.Fatalf("%q %v; want %q %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+// FuzzExpand: whatever the file names, no argument that begins with a
+// name from the request begins like an option or a response file.
+func FuzzExpand(f *testing.F) {
+	f.Add("main.c", "-fplugin=./p.c")
+	f.Add("@x.c", "+y.c")
+	f.Add("-", "--")
+	f.Fuzz(func(t *testing.T, main, other string) {
+		argv := []string{"/usr/bin/tool", "{main}", "{sources}", "-o", "{stem}"}
+		got, err := Expand(argv, main, []string{main, other})
+		if err != nil {
+			if !errors.Is(err, ErrUnsafeStem) {
+				t.Fatal(err)
+			}
+			return
+		}
+		for _, a := range got[1:] {
+			if a != "-o" && a != "" && (a[0] == '-' || a[0] == '@' || a[0] == '+') {
+				t.Fatalf("argument %q from main %q, other %q", a, main, other)
+			}
+		}
+	})
 }

@@ -1,9 +1,13 @@
 // Package result is the public shape of one run's outcome: the object
-// `runbox run --json` prints and the HTTP API returns.
+// `runbox run --json` prints and the HTTP API returns. It builds that object
+// (From) and also streams it (Write) without holding a second copy of the
+// output: a server answering a request whose cases printed many megabytes
+// must not multiply them in memory.
 package result
 
 import (
 	"encoding/base64"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/runbox-dev/runbox/internal/jail"
@@ -44,8 +48,8 @@ func From(r jail.Result) Result {
 		CPUTimeMS:       r.CPUTime.Milliseconds(),
 		MemoryBytes:     r.Memory,
 	}
-	out.Stdout, out.StdoutBase64 = text(r.Stdout)
-	out.Stderr, out.StderrBase64 = text(r.Stderr)
+	out.Stdout, out.StdoutBase64 = Text(r.Stdout)
+	out.Stderr, out.StderrBase64 = Text(r.Stderr)
 	if r.Signal != 0 {
 		name := jail.SignalName(r.Signal)
 		out.Signal = &name
@@ -53,9 +57,32 @@ func From(r jail.Result) Result {
 	return out
 }
 
-func text(b []byte) (string, string) {
+// Text is b as a readable string (every invalid UTF-8 sequence replaced by
+// U+FFFD) and, when b is not valid UTF-8, its exact bytes in base64 ("" when
+// it is). Each invalid byte becomes one U+FFFD, as encoding/json and a
+// []rune conversion would do, but without the rune slice: that took four
+// bytes per input byte on top of the result.
+func Text(b []byte) (string, string) {
 	if utf8.Valid(b) {
 		return string(b), ""
 	}
-	return string([]rune(string(b))), base64.StdEncoding.EncodeToString(b)
+	return validUTF8(b), base64.StdEncoding.EncodeToString(b)
+}
+
+// validUTF8 replaces each invalid byte of b by U+FFFD. (strings.ToValidUTF8
+// would replace a whole run of invalid bytes by one U+FFFD, which is not
+// what runbox has always printed nor what the streaming writer does.)
+func validUTF8(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b) + len(b)/2)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			sb.WriteString("\uFFFD")
+		} else {
+			sb.Write(b[:n])
+		}
+		b = b[n:]
+	}
+	return sb.String()
 }

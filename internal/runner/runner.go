@@ -7,6 +7,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -107,8 +108,9 @@ const (
 )
 
 // Run runs a request. An error means the request could not be served (an
-// unknown or unavailable language, or runbox itself failed); a program that
-// fails to compile or run is a Response.
+// unknown or unavailable language, a request the jail refuses — see
+// ErrSpecTooLarge and ErrWorkspaceFull —, or runbox itself failed); a
+// program that fails to compile or run is a Response.
 func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 	if len(req.Command) > 0 {
 		return r.runCommand(ctx, req)
@@ -121,14 +123,16 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 		return nil, fmt.Errorf("%w: %s (%s)", ErrUnavailable, e.Name, e.Reason)
 	}
 	resp := &Response{Language: e.Name, Version: e.VersionText}
-	main := req.Main
-	if main == "" && len(req.Files) > 0 {
-		main = req.Files[0].Name
-	}
+	main := MainFile(req)
 	names := make([]string, len(req.Files))
 	for i, f := range req.Files {
 		names[i] = f.Name
 	}
+	argv, err := env.Expand(e.Run, main, names)
+	if err != nil {
+		return nil, err
+	}
+	lim := RunLimits(req.Limits, e, r.Defaults)
 	workspace := toJailFiles(req.Files)
 	if e.Compiled() {
 		art, cached, err := r.compile(ctx, e, main, names, req)
@@ -136,51 +140,105 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 			return nil, err
 		}
 		resp.Cached = cached
-		resp.Compile = &art.result
-		if art.result.Status != jail.StatusOK {
+		res := art.result // the artifact may be shared: never change it
+		resp.Compile = &res
+		if res.Status != jail.StatusOK {
+			return resp, nil
+		}
+		if b, n := footprint(art.files); b > lim.Disk || n > DiskInodes(lim.Disk) {
+			tooBig(resp.Compile, b, n, lim.Disk)
 			return resp, nil
 		}
 		workspace = art.files
 	}
-	argv := env.Expand(e.Run, main, names)
-	lim := withDefaults(req.Limits, e.Limits).WithDefaults(r.Defaults)
 	envv := append(append([]string{}, e.Env...), req.Env...)
-	if len(req.Cases) > 0 {
-		for _, c := range req.Cases {
-			res, err := r.jail.Run(ctx, jail.Spec{
-				Argv: append(append([]string{}, argv...), c.Args...), Env: envv,
-				Stdin: strings.NewReader(string(c.Stdin)), Files: workspace, Limits: lim,
-			})
-			if err != nil {
-				return nil, err
-			}
-			resp.Cases = append(resp.Cases, CaseResult{Result: res, Verdict: verdict(res, c.ExpectedOutput)})
-		}
+	resp.Cases, resp.Run, err = r.runAll(ctx, argv, envv, workspace, lim, req)
+	if e.Compiled() && errors.Is(err, jail.ErrWorkspaceFull) {
+		// The estimate above passed but the box disagreed: still the
+		// compiled program's size, and still the request's business.
+		b, n := footprint(workspace)
+		tooBig(resp.Compile, b, n, lim.Disk)
 		return resp, nil
 	}
-	res, err := r.jail.Run(ctx, jail.Spec{
-		Argv: append(append([]string{}, argv...), req.Args...), Env: envv,
-		Stdin: strings.NewReader(string(req.Stdin)), Files: workspace, Limits: lim,
-		Collect: collectFor(req.Outputs),
-	})
 	if err != nil {
 		return nil, err
 	}
-	resp.Run = &res
-	resp.Files, resp.FilesTruncated = fromJailFiles(res.Files), res.FilesTruncated
+	if resp.Run != nil {
+		resp.Files, resp.FilesTruncated = fromJailFiles(resp.Run.Files), resp.Run.FilesTruncated
+		resp.Run.Files = nil
+	}
 	return resp, nil
 }
 
-func (r *Runner) runCommand(ctx context.Context, req Request) (*Response, error) {
+// tooBig turns a successful compile into the limit its program hit: it
+// does not fit in the run box's disk.
+func tooBig(res *jail.Result, bytes, inodes, disk int64) {
+	res.Status = jail.StatusOutputLimit
+	res.Message = fmt.Sprintf("the compiled program needs %d bytes of disk (each file rounded up to %d-byte pages) and %d inodes, "+
+		"more than the run box's disk_bytes %d holds (%d bytes, %d inodes): raise limits.disk_bytes", bytes, pageSize, inodes, disk, disk, DiskInodes(disk))
+}
+
+// runAll runs the program once per case, or once when there are none (then
+// collecting the requested outputs).
+func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []jail.File, lim jail.Limits, req Request) ([]CaseResult, *jail.Result, error) {
+	if len(req.Cases) > 0 {
+		cases := make([]CaseResult, 0, len(req.Cases))
+		for _, c := range req.Cases {
+			res, err := r.jail.Run(ctx, jail.Spec{
+				Argv: append(append([]string{}, argv...), c.Args...), Env: envv,
+				Stdin: bytes.NewReader(c.Stdin), Files: workspace, Limits: lim,
+			})
+			if err != nil {
+				return nil, nil, err
+			}
+			cases = append(cases, CaseResult{Result: res, Verdict: verdict(res, c.ExpectedOutput)})
+		}
+		return cases, nil, nil
+	}
 	res, err := r.jail.Run(ctx, jail.Spec{
-		Argv: append(append([]string{}, req.Command...), req.Args...), Env: req.Env,
-		Stdin: strings.NewReader(string(req.Stdin)), Files: toJailFiles(req.Files), Limits: req.Limits.WithDefaults(r.Defaults),
+		Argv: append(append([]string{}, argv...), req.Args...), Env: envv,
+		Stdin: bytes.NewReader(req.Stdin), Files: workspace, Limits: lim,
 		Collect: collectFor(req.Outputs),
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	return nil, &res, nil
+}
+
+// runCommand runs a raw argv, once or once per case, like a language
+// without a compile step and without an environment.
+func (r *Runner) runCommand(ctx context.Context, req Request) (*Response, error) {
+	lim := req.Limits.WithDefaults(r.Defaults).WithDefaults(jail.Defaults)
+	cases, run, err := r.runAll(ctx, req.Command, req.Env, toJailFiles(req.Files), lim, req)
+	if err != nil {
 		return nil, err
 	}
-	return &Response{Run: &res, Files: fromJailFiles(res.Files), FilesTruncated: res.FilesTruncated}, nil
+	resp := &Response{Run: run, Cases: cases}
+	if run != nil {
+		resp.Files, resp.FilesTruncated = fromJailFiles(run.Files), run.FilesTruncated
+		run.Files = nil
+	}
+	return resp, nil
+}
+
+// MainFile is the request's main file: Main, or the first file.
+func MainFile(req Request) string {
+	if req.Main == "" && len(req.Files) > 0 {
+		return req.Files[0].Name
+	}
+	return req.Main
+}
+
+// RunLimits are the limits a run box gets: the request's, then the
+// environment's, then the server's defaults, then the jail's.
+func RunLimits(req Limits, e *env.Environment, defaults Limits) Limits {
+	return withDefaults(req, e.Limits).WithDefaults(defaults).WithDefaults(jail.Defaults)
+}
+
+// CompileLimits are the limits the compile box gets, likewise.
+func CompileLimits(req Limits, e *env.Environment, defaults Limits) Limits {
+	return withDefaults(req, e.CompileLimits).WithDefaults(defaults).WithDefaults(jail.Defaults)
 }
 
 // artifact is a compiled workspace: every file the compile step left.
@@ -191,13 +249,16 @@ type artifact struct {
 }
 
 func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, names []string, req Request) (*artifact, bool, error) {
-	lim := withDefaults(req.CompileLimits, e.CompileLimits).WithDefaults(r.Defaults)
-	argv := env.Expand(e.Compile, main, names)
-	do := func() (*artifact, error) {
+	lim := CompileLimits(req.CompileLimits, e, r.Defaults)
+	argv, err := env.Expand(e.Compile, main, names)
+	if err != nil {
+		return nil, false, err
+	}
+	do := func(ctx context.Context) (*artifact, error) {
 		res, err := r.jail.Run(ctx, jail.Spec{
 			Argv: argv, Env: append(append([]string{}, e.Env...), req.Env...), Files: toJailFiles(req.Files), Limits: lim,
 			// Everything the compiler left in the workspace is the program.
-			Collect: &jail.Collect{Patterns: []string{"**"}, MaxFiles: 4096, MaxBytes: max(lim.Disk, jail.Defaults.Disk), MaxDepth: 32},
+			Collect: &jail.Collect{Patterns: []string{"**"}, MaxFiles: 4096, MaxBytes: lim.Disk, MaxDepth: 32},
 		})
 		if err != nil {
 			return nil, err
@@ -214,10 +275,10 @@ func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, n
 		return a, nil
 	}
 	if r.cache == nil {
-		a, err := do()
+		a, err := do(ctx)
 		return a, false, err
 	}
-	return r.cache.Get(compileKey(e, argv, lim, req), do)
+	return r.cache.Get(ctx, compileKey(e, argv, lim, req), do)
 }
 
 // compileKey identifies a compile: the environment and its version, the
@@ -309,6 +370,9 @@ type Limits = jail.Limits
 
 // DefaultLimits are the jail's built-in defaults.
 var DefaultLimits = jail.Defaults
+
+// Result is one box's outcome (the jail's type).
+type Result = jail.Result
 
 // StatusOK is the jail's status of a program that exited 0.
 const StatusOK = jail.StatusOK

@@ -16,7 +16,9 @@ import (
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f > math.MaxInt64/float64(time.Second) {
+		// The bound is a whole number of seconds: f × 1e9 just below
+		// MaxInt64/1e9 can round up past MaxInt64 and wrap negative.
+		if f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f > float64(math.MaxInt64/int64(time.Second)) {
 			return 0, fmt.Errorf("duration %q out of range", s)
 		}
 		return time.Duration(f * float64(time.Second)), nil
