@@ -35,18 +35,50 @@ const (
 	CloneNamespaceFlags = cloneNewNS | cloneNewCgroup | cloneNewUTS | cloneNewIPC | cloneNewUser | cloneNewPID | cloneNewNet
 )
 
-// Socket families and types named by the policy.
+// Socket families, types and protocols named by the policy.
 const (
 	afUnix    = 1
 	afInet    = 2
 	afInet6   = 10
 	afNetlink = 16
 
+	sockStream   = 1
+	sockDgram    = 2
 	sockRaw      = 3
 	sockPacket   = 10
 	sockTypeMask = 0xf // the low bits of type; the rest are SOCK_NONBLOCK/SOCK_CLOEXEC
 
+	ipprotoIP  = 0
+	ipprotoTCP = 6
+	ipprotoUDP = 17
+
 	netlinkRoute = 0
+
+	// setsockopt(IPPROTO_TCP, TCP_ULP) attaches an upper-layer protocol
+	// (kTLS, espintcp) to a TCP socket: kernel code no toolchain needs and
+	// a source of use-after-frees (CVE-2023-0461 in the ULP core).
+	solTCP = ipprotoTCP
+	tcpULP = 31
+)
+
+// fcntl commands refused on top of the box's private view of the system
+// directories: F_NOTIFY (dnotify) reports accesses to a directory's files
+// as they happen, F_SETLEASE lets the holder stall other openers of a file
+// for lease-break-time seconds.
+const (
+	fSetLease = 1024
+	fNotify   = 1026
+)
+
+// Other flags named by the policy.
+const (
+	// RWF_NOWAIT makes preadv2 fail with EAGAIN instead of reading from
+	// disk: a direct probe of whether a file's pages are in the page
+	// cache, that is, whether someone read the file lately.
+	rwfNowait = 0x8
+	// MEMBARRIER_CMD_GLOBAL_EXPEDITED interrupts (IPI) every CPU running a
+	// process that registered for it, whoever owns that process.
+	membarrierGlobalExpedited = 0x2
 )
 
 // Terminal ioctls that inject input or drive the console: TIOCSTI pushes
@@ -60,17 +92,20 @@ const (
 
 // An ArgCheck says which values of one 32-bit argument are allowed. Arguments
 // are compared on their low 32 bits only: every argument checked here is an
-// int or unsigned int in the kernel, which truncates it the same way.
+// int or unsigned int in the kernel, which truncates it the same way (so a
+// value such as IPPROTO_MPTCP, 262, is compared whole, not on 8 bits).
 type ArgCheck struct {
 	Arg int // 0-based argument index
+
+	// Mask, when not zero, is ANDed with the argument before OneOf or
+	// NoneOf compare it: socket(2)'s type carries SOCK_NONBLOCK and
+	// SOCK_CLOEXEC above the type proper.
+	Mask uint32
 
 	// Exactly one of these is used.
 	OneOf    []uint32 // allowed values
 	NoneOf   []uint32 // refused values (everything else is allowed)
 	MaskZero uint32   // allowed when arg&MaskZero == 0
-	// TypeNotIn refuses values whose low four bits (the socket type) are
-	// listed; it exists for socket(2)'s type argument.
-	TypeNotIn []uint32
 }
 
 // A Rule allows a system call only when all of its checks pass; otherwise the
@@ -90,7 +125,8 @@ type Policy struct {
 	Conditional map[string]Rule
 	// Errno lists system calls that fail with a specific errno instead of
 	// the default (clone3 answers ENOSYS so that libc falls back to clone,
-	// whose flags the filter can read; clone3 passes them in memory).
+	// whose flags the filter can read; clone3 passes them in memory). An
+	// errno of 0 makes the call a no-op that reports success.
 	Errno map[string]uint16
 	// DefaultErrno is returned for every other call, for a foreign
 	// architecture (int 0x80 from a 64-bit process) and for the x32 ABI.
@@ -104,18 +140,67 @@ type Policy struct {
 // request_key, bpf, perf_event_open, userfaultfd, io_uring_*, ptrace,
 // process_vm_readv/writev, kcmp, pidfd_getfd, open_by_handle_at,
 // name_to_handle_at, module loading, kexec, reboot, swapon/swapoff, acct,
-// syslog, the clock setters, quotactl, iopl/ioperm, memfd_secret.
+// syslog, the clock setters, quotactl and quotactl_fd, iopl/ioperm,
+// memfd_secret, fanotify_*, process_madvise, and the NUMA calls
+// (set_mempolicy, mbind, migrate_pages, move_pages: nothing in a box needs
+// them, and the last two act on other processes' pages).
+//
+// A box must also not reach what the host and every other box share, nor
+// watch them:
+//
+//   - cachestat is left out, and preadv2 refuses RWF_NOWAIT: both tell
+//     whether a file's pages are in the page cache, that is, whether someone
+//     read it lately (cachestat does so for any readable file before Linux
+//     6.14; RWF_NOWAIT, answering EAGAIN for a page not cached, on every
+//     kernel). mincore stays: since Linux 5.0 it reports residency only for
+//     mappings of files the caller owns or may write, and reports every
+//     page of any other file as resident; a box owns nothing of the host
+//     and sees it on read-only mounts.
+//   - io_setup and the rest of kernel AIO answer ENOSYS, as on a kernel
+//     built without it: each context takes slots from the host-wide
+//     fs.aio-max-nr pool. glibc's POSIX aio uses threads, not these calls.
+//   - sync, syncfs and fadvise64 are no-ops that succeed: sync flushes every
+//     filesystem of the host, syncfs the whole filesystem of a descriptor,
+//     and POSIX_FADV_DONTNEED evicts a shared file's pages from the host's
+//     page cache (the eviction half of a flush+reload probe; through
+//     overlayfs it reaches the host's file). A box loses nothing: all it
+//     may write lives in memory (tmpfs, memfd), where syncing does nothing.
+//     fsync, fdatasync and sync_file_range stay: they act on the
+//     descriptor's file, and every file a box can open is on its tmpfs, on
+//     its private read-only overlay of the system directories (overlayfs
+//     never syncs a lower layer, and an overlay file's own page cache is
+//     empty) or a device. msync stays: MS_SYNC syncs the file under a
+//     shared mapping, but mmap drops VM_SHARED from a mapping of a file
+//     not open for writing, and a box can open no host file for writing.
+//   - fcntl refuses F_NOTIFY and F_SETLEASE (the box's view of the system
+//     directories is private already; this is defence in depth).
+//   - socket(AF_INET/AF_INET6) makes only TCP and UDP sockets: not MPTCP,
+//     SCTP, DCCP, UDP-Lite or ICMP "ping" sockets, which no toolchain needs
+//     and whose kernel code is attack surface; setsockopt refuses TCP_ULP.
+//   - membarrier refuses MEMBARRIER_CMD_GLOBAL_EXPEDITED, which interrupts
+//     every CPU running a (host) process registered for it.
+//
+// Left allowed after review: readahead (it only warms the cache); ioprio_set
+// (the real-time class needs CAP_SYS_ADMIN or CAP_SYS_NICE in the host's
+// namespace, and it reaches only processes of the box's pid namespace);
+// sched_setattr and sched_setscheduler (real-time and deadline policies need
+// CAP_SYS_NICE in the host's namespace or an RLIMIT_RTPRIO above 0);
+// mlock and mlockall (bounded by RLIMIT_MEMLOCK per process; locking a
+// mapping of a system file pins the host's page cache, so that limit must
+// stay small); pidfd_open (the box's pid namespace only); sysinfo (glibc's
+// sysconf(_SC_PHYS_PAGES) needs it, though it shows host-wide load and free
+// memory).
 func Default() Policy {
 	return Policy{
 		Allow: []string{
 			"accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk",
-			"cachestat", "capget", "capset", "chdir", "chmod", "chown",
+			"capget", "capset", "chdir", "chmod", "chown",
 			"clock_getres", "clock_gettime", "clock_nanosleep", "close", "close_range",
 			"connect", "copy_file_range", "creat", "dup", "dup2", "dup3",
 			"epoll_create", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait",
 			"eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group",
-			"faccessat", "faccessat2", "fadvise64", "fallocate", "fchdir", "fchmod",
-			"fchmodat", "fchmodat2", "fchown", "fchownat", "fcntl", "fdatasync",
+			"faccessat", "faccessat2", "fallocate", "fchdir", "fchmod",
+			"fchmodat", "fchmodat2", "fchown", "fchownat", "fdatasync",
 			"fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr",
 			"fstat", "fstatfs", "fsync", "ftruncate", "futex", "futex_requeue",
 			"futex_wait", "futex_waitv", "futex_wake", "futimesat", "get_robust_list",
@@ -125,19 +210,18 @@ func Default() Policy {
 			"getrlimit", "getrusage", "getsid", "getsockname", "getsockopt",
 			"gettid", "gettimeofday", "getuid", "getxattr", "getxattrat",
 			"inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch",
-			"io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit",
 			"ioprio_get", "ioprio_set", "kill", "landlock_add_rule",
 			"landlock_create_ruleset", "landlock_restrict_self", "lchown", "lgetxattr",
 			"link", "linkat", "listen", "listxattr", "listxattrat", "llistxattr",
 			"lremovexattr", "lseek", "lsetxattr", "lstat", "madvise", "map_shadow_stack",
-			"membarrier", "memfd_create", "mincore", "mkdir", "mkdirat", "mknod", "mknodat",
+			"memfd_create", "mincore", "mkdir", "mkdirat", "mknod", "mknodat",
 			"mlock", "mlock2", "mlockall", "mmap", "mprotect", "mq_getsetattr",
 			"mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend", "mq_unlink",
 			"mremap", "mseal", "msgctl", "msgget", "msgrcv", "msgsnd", "msync",
 			"munlock", "munlockall", "munmap", "nanosleep", "newfstatat", "open",
 			"openat", "openat2", "pause", "pidfd_open", "pidfd_send_signal", "pipe", "pipe2",
 			"pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl",
-			"pread64", "preadv", "preadv2", "prlimit64", "pselect6", "pwrite64",
+			"pread64", "preadv", "prlimit64", "pselect6", "pwrite64",
 			"pwritev", "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv",
 			"recvfrom", "recvmmsg", "recvmsg", "remap_file_pages", "removexattr",
 			"removexattrat", "rename", "renameat", "renameat2", "restart_syscall",
@@ -150,11 +234,11 @@ func Default() Policy {
 			"semctl", "semget", "semop", "semtimedop", "sendfile", "sendmmsg", "sendmsg",
 			"sendto", "set_robust_list", "set_tid_address", "setfsgid", "setfsuid",
 			"setgid", "setgroups", "setitimer", "setpgid", "setpriority", "setregid",
-			"setresgid", "setresuid", "setreuid", "setrlimit", "setsid", "setsockopt",
+			"setresgid", "setresuid", "setreuid", "setrlimit", "setsid",
 			"setuid", "setxattr", "setxattrat", "shmat", "shmctl", "shmdt", "shmget",
 			"shutdown", "sigaltstack", "signalfd", "signalfd4", "splice", "stat",
-			"statfs", "statx", "symlink", "symlinkat", "sync", "sync_file_range",
-			"syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete",
+			"statfs", "statx", "symlink", "symlinkat", "sync_file_range",
+			"sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete",
 			"timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create",
 			"timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask",
 			"uname", "unlink", "unlinkat", "utime", "utimensat", "utimes", "vfork",
@@ -168,19 +252,39 @@ func Default() Policy {
 			// ADDR_NO_RANDOMIZE and the query. Others (READ_IMPLIES_EXEC…)
 			// weaken memory protections.
 			"personality": {Checks: []ArgCheck{{Arg: 0, OneOf: []uint32{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}}}},
-			// Unix, IPv4 and IPv6 sockets but not raw or packet ones (the box's
-			// network namespace has only loopback anyway); netlink only for
-			// NETLINK_ROUTE, which libc's getifaddrs reads (changing routes
-			// needs CAP_NET_ADMIN, which the box does not have). AF_PACKET,
-			// AF_VSOCK, AF_ALG and every other family are refused.
+			// Unix sockets but not raw or packet ones; IPv4 and IPv6 only as
+			// TCP and UDP (the box's network namespace has only loopback
+			// anyway); netlink only for NETLINK_ROUTE, which libc's
+			// getifaddrs reads (changing routes needs CAP_NET_ADMIN, which
+			// the box does not have). AF_PACKET, AF_VSOCK, AF_ALG and every
+			// other family are refused. The type is checked as well as the
+			// protocol: protocol 0 with SOCK_SEQPACKET or SOCK_DCCP picks
+			// SCTP or DCCP when their modules are loaded.
 			"socket": {Alternatives: [][]ArgCheck{
-				{{Arg: 0, OneOf: []uint32{afUnix, afInet, afInet6}}, {Arg: 1, TypeNotIn: []uint32{sockRaw, sockPacket}}},
+				{{Arg: 0, OneOf: []uint32{afUnix}}, {Arg: 1, Mask: sockTypeMask, NoneOf: []uint32{sockRaw, sockPacket}}},
+				{
+					{Arg: 0, OneOf: []uint32{afInet, afInet6}},
+					{Arg: 1, Mask: sockTypeMask, OneOf: []uint32{sockStream, sockDgram}},
+					{Arg: 2, OneOf: []uint32{ipprotoIP, ipprotoTCP, ipprotoUDP}},
+				},
 				{{Arg: 0, OneOf: []uint32{afNetlink}}, {Arg: 2, OneOf: []uint32{netlinkRoute}}},
 			}},
 			"socketpair": {Checks: []ArgCheck{{Arg: 0, OneOf: []uint32{afUnix}}}},
+			"setsockopt": {Alternatives: [][]ArgCheck{
+				{{Arg: 1, NoneOf: []uint32{solTCP}}},
+				{{Arg: 2, NoneOf: []uint32{tcpULP}}},
+			}},
+			"fcntl":      {Checks: []ArgCheck{{Arg: 1, NoneOf: []uint32{fNotify, fSetLease}}}},
+			"preadv2":    {Checks: []ArgCheck{{Arg: 5, MaskZero: rwfNowait}}},
+			"membarrier": {Checks: []ArgCheck{{Arg: 0, NoneOf: []uint32{membarrierGlobalExpedited}}}},
 		},
 		Errno: map[string]uint16{
 			"clone3": ENOSYS,
+
+			"io_setup": ENOSYS, "io_submit": ENOSYS, "io_getevents": ENOSYS,
+			"io_pgetevents": ENOSYS, "io_cancel": ENOSYS, "io_destroy": ENOSYS,
+
+			"sync": 0, "syncfs": 0, "fadvise64": 0,
 		},
 		DefaultErrno: EPERM,
 	}
@@ -286,6 +390,9 @@ func build(p Policy, arch uint32, numbers map[string]uint32, x32 uint32) (Progra
 
 	names := make([]string, 0, len(p.Errno))
 	for name := range p.Errno {
+		if _, dup := p.Conditional[name]; dup {
+			return nil, fmt.Errorf("seccomp: %s has both an errno and a rule", name)
+		}
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -327,6 +434,9 @@ func build(p Policy, arch uint32, numbers map[string]uint32, x32 uint32) (Progra
 		}
 		if _, dup := p.Conditional[name]; dup {
 			return nil, fmt.Errorf("seccomp: %s is both allowed and conditional", name)
+		}
+		if _, dup := p.Errno[name]; dup {
+			return nil, fmt.Errorf("seccomp: %s is both allowed and given an errno", name)
 		}
 		if !seen[n] {
 			seen[n] = true
@@ -436,6 +546,12 @@ func checkBlock(c ArgCheck) (Program, []fixup, error) {
 		return nil, nil, fmt.Errorf("argument %d out of range", c.Arg)
 	}
 	prog := Program{ld(uint32(offArgs + 8*c.Arg))}
+	if c.Mask != 0 {
+		if len(c.OneOf) == 0 && len(c.NoneOf) == 0 {
+			return nil, nil, errors.New("mask without values")
+		}
+		prog = append(prog, Instruction{bpfALU | bpfAND | bpfK, 0, 0, c.Mask})
+	}
 	var fails []fixup
 	switch {
 	case len(c.OneOf) > 0:
@@ -454,12 +570,6 @@ func checkBlock(c ArgCheck) (Program, []fixup, error) {
 	case c.MaskZero != 0:
 		fails = append(fails, fixup{len(prog), 't'})
 		prog = append(prog, Instruction{bpfJMP | bpfJSET | bpfK, 0, 0, c.MaskZero})
-	case len(c.TypeNotIn) > 0:
-		prog = append(prog, Instruction{bpfALU | bpfAND | bpfK, 0, 0, sockTypeMask})
-		for _, v := range c.TypeNotIn {
-			fails = append(fails, fixup{len(prog), 't'})
-			prog = append(prog, jeq(v, 0, 0))
-		}
 	default:
 		return nil, nil, errors.New("empty check")
 	}

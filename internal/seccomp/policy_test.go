@@ -87,6 +87,7 @@ const (
 	allow  = RetAllow
 	eperm  = RetErrno | EPERM
 	enosys = RetErrno | ENOSYS
+	noop   = RetErrno | 0 // the call is skipped and returns 0
 )
 
 func TestDefaultPolicyDecisions(t *testing.T) {
@@ -127,6 +128,60 @@ func TestDefaultPolicyDecisions(t *testing.T) {
 		{"ioctl TIOCSTI", call("ioctl", 0, 0x5412), eperm},
 		{"ioctl TIOCSTI with high bits", call("ioctl", 0, 1<<32|0x5412), eperm},
 		{"ioctl TIOCLINUX", call("ioctl", 0, 0x541c), eperm},
+		// Transport protocols: TCP and UDP only, whatever the type flags.
+		{"tcp socket, protocol IPPROTO_TCP", call("socket", 2, 1, 6), allow},
+		{"udp6 socket, protocol IPPROTO_UDP", call("socket", 10, 2|0x800, 17), allow},
+		{"MPTCP (262 does not fit 8 bits)", call("socket", 2, 1, 262), eperm},
+		{"MPTCP over IPv6", call("socket", 10, 1|0x80000, 262), eperm},
+		{"protocol 262 truncated to 8 bits would be 6", call("socket", 2, 1, 6|1<<8), eperm},
+		{"UDP-Lite", call("socket", 2, 2, 136), eperm},
+		{"SCTP stream", call("socket", 2, 1, 132), eperm},
+		{"SCTP seqpacket, protocol 0", call("socket", 2, 5, 0), eperm},
+		{"DCCP", call("socket", 2, 6, 33), eperm},
+		{"DCCP type, protocol 0", call("socket", 10, 6, 0), eperm},
+		{"ICMP ping socket", call("socket", 2, 2, 1), eperm},
+		{"ICMPv6 ping socket", call("socket", 10, 2, 58), eperm},
+		{"unix seqpacket", call("socket", 1, 5, 0), allow},
+		{"setsockopt SO_REUSEADDR", call("setsockopt", 3, 1, 2), allow},
+		{"setsockopt TCP_NODELAY", call("setsockopt", 3, 6, 1), allow},
+		{"setsockopt IP_TOS (optname 1 of another level)", call("setsockopt", 3, 0, 31), allow},
+		{"setsockopt TCP_ULP", call("setsockopt", 3, 6, 31), eperm},
+		// Host-wide resources and effects.
+		{"io_setup", call("io_setup", 1, 0), enosys},
+		{"io_submit", call("io_submit", 0, 1, 0), enosys},
+		{"io_getevents", call("io_getevents", 0, 1, 1), enosys},
+		{"io_pgetevents", call("io_pgetevents"), enosys},
+		{"io_cancel", call("io_cancel"), enosys},
+		{"io_destroy", call("io_destroy"), enosys},
+		{"sync", call("sync"), noop},
+		{"syncfs", call("syncfs", 3), noop},
+		{"fadvise DONTNEED", call("fadvise64", 3, 0, 0, 4), noop},
+		{"fadvise WILLNEED", call("fadvise64", 3, 0, 0, 3), noop},
+		{"fsync", call("fsync", 3), allow},
+		{"fdatasync", call("fdatasync", 3), allow},
+		{"sync_file_range", call("sync_file_range", 3, 0, 0, 7), allow},
+		{"readahead", call("readahead", 3, 0, 4096), allow},
+		{"mincore", call("mincore", 0, 4096, 0), allow},
+		{"msync MS_SYNC", call("msync", 0, 4096, 4), allow},
+		{"cachestat", call("cachestat", 3, 0, 0, 0), eperm},
+		{"preadv2", call("preadv2", 3, 0, 1, 0, 0, 0), allow},
+		{"preadv2 RWF_HIPRI", call("preadv2", 3, 0, 1, 0, 0, 1), allow},
+		{"preadv2 RWF_NOWAIT", call("preadv2", 3, 0, 1, 0, 0, 8), eperm},
+		{"preadv2 RWF_NOWAIT|RWF_HIPRI", call("preadv2", 3, 0, 1, 0, 0, 9), eperm},
+		{"pwritev2 RWF_NOWAIT (own files only)", call("pwritev2", 3, 0, 1, 0, 0, 8), allow},
+		{"fcntl F_GETFL", call("fcntl", 3, 3), allow},
+		{"fcntl F_SETLK", call("fcntl", 3, 6, 0), allow},
+		{"fcntl F_OFD_SETLK", call("fcntl", 3, 37, 0), allow},
+		{"fcntl F_GETLEASE", call("fcntl", 3, 1025), allow},
+		{"fcntl F_SETLEASE", call("fcntl", 3, 1024, 0), eperm},
+		{"fcntl F_NOTIFY", call("fcntl", 3, 1026, 0x8000003f), eperm},
+		{"fcntl F_NOTIFY with high bits", call("fcntl", 3, 1<<32|1026, 1), eperm},
+		{"membarrier query", call("membarrier", 0), allow},
+		{"membarrier private expedited", call("membarrier", 8), allow},
+		{"membarrier global", call("membarrier", 1), allow},
+		{"membarrier global expedited", call("membarrier", 2), eperm},
+		{"flock", call("flock", 3, 2), allow},
+		{"inotify_add_watch", call("inotify_add_watch", 3, 0, 0xfff), allow},
 		{"personality query", call("personality", 0xffffffff), allow},
 		{"personality READ_IMPLIES_EXEC", call("personality", 0x0400000), eperm},
 		{"i386 ABI (int 0x80)", seccompData{nr: 20, arch: 0x40000003}, eperm},
@@ -158,7 +213,8 @@ func TestDefaultPolicyDeniesDangerousCalls(t *testing.T) {
 		"kexec_file_load", "reboot", "swapon", "swapoff", "acct", "syslog", "settimeofday",
 		"clock_settime", "clock_adjtime", "adjtimex", "quotactl", "quotactl_fd", "iopl",
 		"ioperm", "memfd_secret", "lookup_dcookie", "vhangup", "sethostname", "setdomainname",
-		"fanotify_init", "process_madvise", "move_pages", "migrate_pages", "mbind",
+		"fanotify_init", "fanotify_mark", "process_madvise", "move_pages", "migrate_pages", "mbind",
+		"set_mempolicy", "set_mempolicy_home_node", "get_mempolicy", "cachestat",
 	}
 	for _, name := range denied {
 		if _, ok := syscallNumbers[name]; !ok {
@@ -180,6 +236,10 @@ func TestBuildRejectsBadPolicies(t *testing.T) {
 			"clone": {Checks: []ArgCheck{{Arg: 0, MaskZero: 1}}}}},
 		"argument out of range": {Conditional: map[string]Rule{"ioctl": {Checks: []ArgCheck{{Arg: 6, MaskZero: 1}}}}},
 		"empty rule":            {Conditional: map[string]Rule{"ioctl": {}}},
+		"mask without values":   {Conditional: map[string]Rule{"socket": {Checks: []ArgCheck{{Arg: 1, Mask: 0xf, MaskZero: 1}}}}},
+		"allowed with an errno": {Allow: []string{"sync"}, Errno: map[string]uint16{"sync": 0}},
+		"errno and a rule": {Errno: map[string]uint16{"ioctl": 0}, Conditional: map[string]Rule{
+			"ioctl": {Checks: []ArgCheck{{Arg: 1, MaskZero: 4}}}}},
 	}
 	for name, p := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package boxinit
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,26 +14,36 @@ import (
 
 // newRoot is where the box's root tmpfs is mounted before pivot_root. Any
 // existing directory would do: the mount lives only in this box's mount
-// namespace. Bind sources are opened before it is covered, so a source
-// under /tmp still works.
+// namespace. Sources are opened before it is covered, so a source under
+// /tmp still works.
 const newRoot = "/tmp"
 
-// Mount flags for everything taken from the host: read-only, and neither
-// setuid bits nor device nodes honoured.
-const roAttrs = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+// Mount flags for the devices taken from the host: they must stay usable,
+// but nothing on them is executable and no setuid bit is honoured.
+const deviceAttrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC
 
+// maxCopiedFile bounds a single-file source (ld.so.cache, ld.so.conf…),
+// which is copied into the box's root tmpfs rather than bound.
+const maxCopiedFile = 1 << 20
+
+// A source is one host path the box sees, opened or read before the new
+// root covers anything. Nothing of it is shared with the host at inode
+// level but devices (see placeSource).
 type source struct {
 	dst    string
-	fd     int    // O_PATH descriptor of a directory or file, or -1
+	fd     int    // O_PATH descriptor of a directory or device, or -1
 	link   string // symlink target when the source is a symlink
+	data   []byte // content of a regular file, copied into the box
+	mode   uint32 // permission bits of a copied file
+	isFile bool
 	isDir  bool
-	device bool
 }
 
-// buildRoot makes the box's filesystem: a fresh tmpfs root holding read-only
-// binds of the host's system directories, generated /etc files, a fresh
-// /proc, a minimal /dev, and private size-limited tmpfs mounts for /box,
-// /tmp and /dev/shm; then pivot_root into it and detach the host's tree.
+// buildRoot makes the box's filesystem: a fresh tmpfs root holding a private
+// read-only view of the host's system directories, copies of the few single
+// /etc files, generated /etc files, a fresh and masked /proc, a minimal
+// /dev, and private size-limited tmpfs mounts for /box, /tmp and /dev/shm;
+// then pivot_root into it and detach the host's tree.
 func buildRoot(cfg *Config) error {
 	// Nothing we mount may propagate back to the host's namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -47,7 +58,7 @@ func buildRoot(cfg *Config) error {
 		}
 	}()
 	for _, b := range cfg.Binds {
-		s, err := openSource(b.Src, b.Dst)
+		s, err := openSource(b.Src, b.Dst, false)
 		if err != nil {
 			if b.Optional && errors.Is(err, os.ErrNotExist) {
 				continue
@@ -60,11 +71,10 @@ func buildRoot(cfg *Config) error {
 		if strings.ContainsAny(d, "/\x00") || d == "" || d == "." || d == ".." {
 			return fmt.Errorf("device name %q", d)
 		}
-		s, err := openSource("/dev/"+d, "/dev/"+d)
+		s, err := openSource("/dev/"+d, "/dev/"+d, true)
 		if err != nil {
 			return err
 		}
-		s.device = true
 		srcs = append(srcs, s)
 	}
 
@@ -118,6 +128,9 @@ func buildRoot(cfg *Config) error {
 	if err := unix.Mount("proc", filepath.Join(newRoot, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
+	if err := maskProc(filepath.Join(newRoot, "proc")); err != nil {
+		return err
+	}
 	if err := mountTmpfs(filepath.Join(newRoot, "box"), warmSize, cfg.UID, cfg.GID, 0o755); err != nil {
 		return fmt.Errorf("mount /box: %w", err)
 	}
@@ -157,30 +170,90 @@ func inRoot(p string) (string, error) {
 	return filepath.Join(newRoot, p), nil
 }
 
-// openSource opens a bind source before the new root covers anything.
-func openSource(src, dst string) (source, error) {
+// openSource opens or reads a source before the new root covers anything.
+// Directories are opened (O_PATH) to become overlays, regular files are
+// read to be copied, devices are opened to be bound; nothing else is taken.
+func openSource(src, dst string, device bool) (source, error) {
 	s := source{dst: dst, fd: -1}
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {
-		return s, fmt.Errorf("bind source %s: %w", src, err)
+		return s, fmt.Errorf("source %s: %w", src, err)
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	kind := st.Mode & unix.S_IFMT
+	switch {
+	case kind == unix.S_IFLNK && !device:
 		link, err := os.Readlink(src)
 		if err != nil {
 			return s, err
 		}
 		s.link = link
 		return s, nil
+	case kind == unix.S_IFREG && !device:
+		data, mode, err := readBounded(src)
+		if err != nil {
+			return s, err
+		}
+		s.data, s.mode, s.isFile = data, mode, true
+		return s, nil
+	case kind == unix.S_IFDIR && !device, kind == unix.S_IFCHR && device:
+		fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return s, fmt.Errorf("source %s: %w", src, err)
+		}
+		s.fd = fd
+		s.isDir = kind == unix.S_IFDIR
+		return s, nil
 	}
-	fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return s, fmt.Errorf("bind source %s: %w", src, err)
-	}
-	s.fd = fd
-	s.isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
-	return s, nil
+	return s, fmt.Errorf("source %s: file type %#o is not allowed here", src, kind)
 }
 
+// readBounded reads a regular file of at most maxCopiedFile bytes.
+func readBounded(src string) ([]byte, uint32, error) {
+	// O_NONBLOCK: should the path have become a FIFO since the lstat, the
+	// open must not wait for a writer (fstat below then refuses it).
+	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("source %s: %w", src, err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, 0, fmt.Errorf("source %s: %w", src, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, 0, fmt.Errorf("source %s: not a regular file", src)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxCopiedFile+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("source %s: %w", src, err)
+	}
+	if len(data) > maxCopiedFile {
+		return nil, 0, fmt.Errorf("source %s: larger than %d bytes, the most copied into a box", src, maxCopiedFile)
+	}
+	return data, st.Mode & 0o755, nil
+}
+
+// placeSource makes one source visible in the new root.
+//
+// A bind of a host directory would share its inodes with the host and with
+// every other box, and with them every per-inode channel: inotify and
+// dnotify report in real time which files others open, read and change;
+// flock, POSIX and OFD locks and leases taken in one box block or are seen
+// by the others and by the host. So a directory is seen through a
+// read-only overlayfs mounted here, in the box's own user namespace
+// (allowed since Linux 5.11): its inodes, and the locks and watches hung
+// on them, belong to this box's superblock alone, while reads and mmaps
+// still go to the host's page cache. Overlayfs refuses a single lower layer
+// without an upper one, so the mount point itself, an empty directory of
+// the root tmpfs, is the second layer. Overlayfs does not cross mounts
+// below its lower layer: a source with submounts fails here (the kernel
+// will not clone a tree with locked submounts) rather than show them empty.
+//
+// A single file is copied into the root tmpfs for the same reason.
+//
+// Devices stay binds of the host's nodes: a box cannot make device nodes,
+// and an overlay made in a user namespace is nodev. Their inodes stay
+// shared with the host (a flock on /dev/null, inotify on /dev/null).
 func placeSource(s source) error {
 	dst, err := inRoot(s.dst)
 	if err != nil {
@@ -189,31 +262,57 @@ func placeSource(s source) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	if s.link != "" {
+	switch {
+	case s.link != "":
 		return os.Symlink(s.link, dst)
-	}
-	if s.isDir {
-		err = os.Mkdir(dst, 0o755)
-	} else {
-		var f *os.File
-		f, err = os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	case s.isFile:
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, os.FileMode(s.mode))
 		if err == nil {
-			f.Close()
+			_, err = f.Write(s.data)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
 		}
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", s.dst, err)
+		}
+		return nil
+	case s.isDir:
+		return mountOverlay(s, dst)
 	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("bind target %s: %w", s.dst, err)
 	}
+	f.Close()
 	from := "/proc/self/fd/" + strconv.Itoa(s.fd)
-	if err := unix.Mount(from, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := unix.Mount(from, dst, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", s.dst, err)
 	}
-	attrs := uint64(roAttrs)
-	if s.device {
-		attrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC
-	}
-	if err := unix.MountSetattr(-1, dst, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs}); err != nil {
+	if err := unix.MountSetattr(-1, dst, 0, &unix.MountAttr{Attr_set: deviceAttrs}); err != nil {
 		return fmt.Errorf("restrict %s: %w", s.dst, err)
+	}
+	return nil
+}
+
+// mountOverlay mounts the private read-only view of a source directory.
+// The layers are named through /proc/self/fd, which needs no escaping of
+// overlayfs's ':' and ',' and reaches a source under newRoot.
+func mountOverlay(s source, dst string) error {
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return fmt.Errorf("overlay target %s: %w", s.dst, err)
+	}
+	empty, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("overlay target %s: %w", s.dst, err)
+	}
+	defer unix.Close(empty)
+	opts := fmt.Sprintf("lowerdir=/proc/self/fd/%d:/proc/self/fd/%d", s.fd, empty)
+	if err := unix.Mount("overlay", dst, "overlay", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("overlay %s: %w (has the host a mount below it?)", s.dst, err)
+		}
+		return fmt.Errorf("overlay %s: %w", s.dst, err)
 	}
 	return nil
 }
