@@ -91,9 +91,22 @@ func TestV1Lifecycle(t *testing.T) {
 			t.Errorf("cpu.cfs_quota_us %s", got)
 		}
 	}
+	// TCP buffers are charged (only) once a TCP limit is set: with the
+	// memory limit, from the group's creation on.
+	tcp := filepath.Join(md, "memory.kmem.tcp.limit_in_bytes")
+	if _, err := os.Stat(tcp); err == nil {
+		if got := readTrim(t, tcp); got != strconv.Itoa(32<<20) {
+			t.Errorf("memory.kmem.tcp.limit_in_bytes %s", got)
+		}
+	}
 	// Raise the limit on a live group (memsw must move first).
 	if err := g.Set(Limits{MemoryBytes: 64 << 20, Pids: 7}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(tcp); err == nil {
+		if got := readTrim(t, tcp); got != strconv.Itoa(64<<20) {
+			t.Errorf("memory.kmem.tcp.limit_in_bytes after Set: %s", got)
+		}
 	}
 	// Charges are not moved along with a process on v1: allocate after
 	// entering.

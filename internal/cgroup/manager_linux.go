@@ -52,6 +52,14 @@ func NewManager(l Layout, name string) (*Manager, error) {
 				return nil, fmt.Errorf("create cgroup %s: %w", d, err)
 			}
 			m.dirs = append(m.dirs, d)
+			if c == "memory" {
+				// Turning TCP accounting on for a group enables a static
+				// key (memcg_sockets_enabled_key) the first time, and off
+				// again when the last such group goes: kernel text
+				// patching on every box when boxes run one at a time.
+				// The parent keeps it on, without a limit of its own.
+				_ = writeFile(d, "memory.kmem.tcp.limit_in_bytes", "-1")
+			}
 		}
 	case V2:
 		if err := m.setupV2(); err != nil {
@@ -229,6 +237,18 @@ func (g *Group) Set(l Limits) error {
 			return err
 		}
 		if err := writeFile(md, "memory.swappiness", "0"); err != nil {
+			return err
+		}
+		// Socket buffers: on v1 the kernel charges a group's TCP memory
+		// only once its memory.kmem.tcp.limit_in_bytes has been written
+		// (mem_cgroup_sk_alloc skips a group whose tcpmem_active is off),
+		// and then to that counter alone. Unset, a 16 MiB box pinned
+		// 240 MiB of loopback TCP buffers, up to the host's tcp_mem, at
+		// which every TCP socket of the host stalls. Sockets made before
+		// the first write stay uncharged: Set runs when the group is made,
+		// before anything runs in it. (On v2, socket memory is part of
+		// memory.current and held by memory.max.)
+		if err := writeFile(md, "memory.kmem.tcp.limit_in_bytes", v1mem); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		if err := writeFile(g.ctrl["pids"], "pids.max", pids); err != nil {

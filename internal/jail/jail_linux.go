@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,32 @@ import (
 	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 	"github.com/runbox-dev/runbox/internal/seccomp"
 )
+
+// phaseTimeouts bound the phases of a box's life that its limits do not.
+// Each ends with the box killed; none is reached by a box that behaves.
+type phaseTimeouts struct {
+	// ready: from a request to init's Ready report (the box is built). A
+	// warm box from the pool is ready already.
+	ready time.Duration
+	// setup, and setupPerMiB of the workspace's files: from sending the
+	// RunConfig to the program's start (init takes its configuration and
+	// files, and forks the program).
+	setup, setupPerMiB time.Duration
+	// tail: from the program's end to init's exit, on top of the
+	// collection's own MaxTime.
+	tail time.Duration
+	// teardown: from SIGKILL to init's exit, which the kernel completes
+	// only once every process of the box is gone.
+	teardown time.Duration
+}
+
+var defaultPhases = phaseTimeouts{
+	ready:       10 * time.Second,
+	setup:       10 * time.Second,
+	setupPerMiB: 20 * time.Millisecond, // 50 MiB/s: a pipe moves 20 times that
+	tail:        2 * time.Second,
+	teardown:    10 * time.Second,
+}
 
 // ErrNeedRoot means the jail was started without the privileges it needs to
 // map host uids into new user namespaces and create cgroups.
@@ -46,6 +73,12 @@ type Jail struct {
 	pool    chan *box
 	stop    chan struct{}
 	fillers sync.WaitGroup
+
+	// phases bound the parts of a box's life that its limits do not.
+	phases phaseTimeouts
+	// oomUnprotected: runbox-init's oom_score_adj cannot be lowered (no
+	// CAP_SYS_RESOURCE); not tried again.
+	oomUnprotected atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -80,7 +113,7 @@ func New(cfg Config) (*Jail, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Jail{cfg: cfg, log: log, filter: prog.Bytes(), initFD: -1, spawnSock: -1}
+	j := &Jail{cfg: cfg, log: log, filter: prog.Bytes(), initFD: -1, spawnSock: -1, phases: defaultPhases}
 	if err := j.loadInit(); err != nil {
 		return nil, err
 	}

@@ -106,6 +106,14 @@ func (l Limits) Validate() error {
 	return nil
 }
 
+// DefaultEnv is added to a run's environment for keys it does not set.
+var DefaultEnv = []string{
+	"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+	"HOME=/box",
+	"LANG=C.UTF-8",
+	"TMPDIR=/tmp",
+}
+
 // File is one file (or directory) placed in the workspace before the run.
 type File struct {
 	Name string // slash-separated path relative to /box

@@ -9,6 +9,8 @@
 // slower (design.md §3). It never logs; it reports through its report pipe.
 package boxinit
 
+import "encoding/json"
+
 // File descriptors the supervisor hands to init besides stdio.
 const (
 	// ControlFD carries two length-prefixed JSON messages (a 4-byte
@@ -27,6 +29,19 @@ const (
 	// nothing is asked.
 	CollectFD = 5
 )
+
+// MaxConfig bounds one control message, as init reads it. The supervisor
+// refuses a spec whose message would be larger before it takes a box (as
+// the request's fault); its own bound on argv and environment (512 KiB)
+// takes at most 683 KiB here, as base64 (see Exact).
+const MaxConfig = 1 << 20
+
+// MaxCollectPath bounds the path, relative to /box, of a collected file. A
+// file with a longer path is left out and reported as truncated: a tar
+// header grows with its name (a PAX record holds a long one), and the
+// supervisor bounds the stream it reads by counting headers with names of
+// at most this length.
+const MaxCollectPath = 1024
 
 // Config is everything init needs to build a box before it knows what will
 // run in it. It is made by the supervisor (internal/jail) and travels over
@@ -48,9 +63,9 @@ type Config struct {
 
 // RunConfig is what one run needs on top of a built box.
 type RunConfig struct {
-	Argv []string `json:"argv"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"` // working directory inside the box
+	Argv Exact `json:"argv"`
+	Env  Exact `json:"env"`
+	Dir  Exact `json:"dir"` // the working directory inside the box, alone
 
 	Workspace TmpfsSize `json:"workspace"` // /box
 	Tmp       TmpfsSize `json:"tmp"`       // /tmp
@@ -69,11 +84,11 @@ type RunConfig struct {
 // Only regular files are returned; symlinks, FIFOs, sockets and devices
 // are skipped, never followed or opened.
 type Collect struct {
-	Patterns []string `json:"patterns"`
-	MaxFiles int      `json:"max_files"`
-	MaxBytes int64    `json:"max_bytes"` // total content
-	MaxDepth int      `json:"max_depth"` // directory levels below /box
-	MaxNanos int64    `json:"max_ns"`    // time for the walk
+	Patterns Exact `json:"patterns"`
+	MaxFiles int   `json:"max_files"`
+	MaxBytes int64 `json:"max_bytes"` // total content
+	MaxDepth int   `json:"max_depth"` // directory levels below /box
+	MaxNanos int64 `json:"max_ns"`    // time for the whole collection
 }
 
 // Bind is one read-only bind mount.
@@ -115,12 +130,45 @@ type Report struct {
 	// program's end (Exited).
 	Error     string `json:"error,omitempty"`
 	ExecError string `json:"exec_error,omitempty"`
-	Exited    bool   `json:"exited,omitempty"`
-	// A last line follows the program's end when files were collected:
-	// Collected, and whether a bound left some out.
+	// WorkspaceFull, with Error, says the workspace's initial files did
+	// not fit in its size or inodes: the request's fault, not runbox's.
+	WorkspaceFull bool `json:"workspace_full,omitempty"`
+	Exited        bool `json:"exited,omitempty"`
+	// A last line follows the program's end when files were asked for:
+	// Collected, and whether anything that matched was left out, for
+	// whatever reason (a bound, the deadline, a name too long, a file that
+	// could not be opened or read).
 	Collected        bool  `json:"collected,omitempty"`
 	CollectTruncated bool  `json:"collect_truncated,omitempty"`
 	ExitCode         int   `json:"exit_code"`
 	Signal           int   `json:"signal,omitempty"`
 	WallNanos        int64 `json:"wall_ns,omitempty"`
+}
+
+// Exact is a list of strings carried byte for byte. encoding/json replaces
+// every byte that is not UTF-8 with U+FFFD, and names and arguments from a
+// request must reach the box verbatim (two names could otherwise become
+// one): each string travels as base64.
+type Exact []string
+
+// MarshalJSON encodes each string as base64.
+func (e Exact) MarshalJSON() ([]byte, error) {
+	b := make([][]byte, len(e))
+	for i, s := range e {
+		b[i] = []byte(s)
+	}
+	return json.Marshal(b)
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (e *Exact) UnmarshalJSON(data []byte) error {
+	var b [][]byte
+	if err := json.Unmarshal(data, &b); err != nil {
+		return err
+	}
+	*e = make(Exact, len(b))
+	for i := range b {
+		(*e)[i] = string(b[i])
+	}
+	return nil
 }

@@ -16,7 +16,13 @@ import (
 // come from a request: each must be a clean relative path, and every file is
 // created relative to a directory descriptor with RESOLVE_BENEATH and
 // RESOLVE_NO_SYMLINKS, so no name can reach outside dir.
-func extract(tr *tar.Reader, dir string, uid, gid int) error {
+//
+// limit bounds the bytes of all files together (the workspace's size): a
+// stream that declares more fails with ENOSPC before anything of the file
+// is written, as the full tmpfs would. Sparse entries are refused: the tar
+// reader expands their holes, so a few bytes of stream could declare
+// gigabytes.
+func extract(tr *tar.Reader, dir string, uid, gid int, limit int64) error {
 	root, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -26,6 +32,7 @@ func extract(tr *tar.Reader, dir string, uid, gid int) error {
 		return &unix.OpenHow{Flags: flags | unix.O_CLOEXEC | unix.O_NOFOLLOW, Mode: mode,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 	}
+	var total int64
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -33,6 +40,17 @@ func extract(tr *tar.Reader, dir string, uid, gid int) error {
 		}
 		if err != nil {
 			return err
+		}
+		for k := range h.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return fmt.Errorf("%q: sparse entries are not supported", h.Name)
+			}
+		}
+		if h.Typeflag == tar.TypeReg {
+			if h.Size < 0 || h.Size > limit-total {
+				return fmt.Errorf("%q: %d bytes past %d of files do not fit in %d: %w", h.Name, h.Size, total, limit, unix.ENOSPC)
+			}
+			total += h.Size
 		}
 		name := strings.TrimSuffix(h.Name, "/")
 		if name == "" || path.IsAbs(name) || path.Clean(name) != name || name == "." || strings.HasPrefix(name, "../") || name == ".." || strings.ContainsRune(name, 0) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,14 +17,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxConfig bounds the config message.
-const maxConfig = 1 << 20
-
 // Main is the whole life of init. It never returns.
 func Main() {
 	// The namespace and credential state below belongs to the process, but
-	// prctl flags and the seccomp filter are per thread until synced; keep
-	// all of it on one thread.
+	// prctl flags, credentials and the seccomp filter are per thread until
+	// synced; keep all of it on one thread (the program is forked from it
+	// too).
 	runtime.LockOSThread()
 	if len(os.Args) > 1 && os.Args[1] == SpawnerArg {
 		spawnerMain()
@@ -39,24 +38,87 @@ func Main() {
 	// a host directory descriptor into the container).
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 
-	report := os.NewFile(ReportFD, "report")
-	enc := json.NewEncoder(report)
-	code, err := run(enc)
+	rep := &reporter{fd: ReportFD}
+	code, err := run(rep)
 	if err != nil {
-		var ee *execError
-		if errors.As(err, &ee) {
-			_ = enc.Encode(Report{ExecError: ee.Error()})
-		} else {
-			_ = enc.Encode(Report{Error: err.Error()})
-		}
+		rep.fail(err)
 		os.Exit(1)
 	}
 	os.Exit(code)
 }
 
+// maxReportText bounds the text of an error report: the supervisor bounds
+// the report lines it reads, and error texts carry names from the request
+// (a 70 KB command name once made a report line the supervisor dropped).
+const maxReportText = 1024
+
+// reporter writes Report lines, one JSON object each, on the report pipe.
+// Its descriptor may move (see relocate).
+type reporter struct{ fd int }
+
+func (r *reporter) send(rep Report) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	return writeAll(r.fd, append(b, '\n'))
+}
+
+// fail reports the error that ends init.
+func (r *reporter) fail(err error) {
+	rep := Report{Error: bounded(err.Error())}
+	var ee *execError
+	if errors.As(err, &ee) {
+		rep = Report{ExecError: bounded(ee.Error())}
+	}
+	var wf *workspaceFullError
+	rep.WorkspaceFull = errors.As(err, &wf)
+	_ = r.send(rep)
+}
+
+func bounded(s string) string {
+	if len(s) <= maxReportText {
+		return s
+	}
+	return s[:maxReportText] + "…"
+}
+
+// shortName is a name from the request as an error text shows it: whole
+// when it is short and printable, otherwise quoted and cut.
+func shortName(s string) string {
+	const most = 256
+	if len(s) <= most && strconv.CanBackquote(s) {
+		return s
+	}
+	if len(s) <= most {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:most]) + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
 type execError struct{ err error }
 
 func (e *execError) Error() string { return e.err.Error() }
+
+// workspaceFullError: the workspace's initial files did not fit.
+type workspaceFullError struct{ err error }
+
+func (e *workspaceFullError) Error() string { return e.err.Error() }
+func (e *workspaceFullError) Unwrap() error { return e.err }
 
 // readMessage reads one length-prefixed JSON message.
 func readMessage(r io.Reader, v any) error {
@@ -65,7 +127,7 @@ func readMessage(r io.Reader, v any) error {
 		return fmt.Errorf("read config length: %w", err)
 	}
 	size := binary.LittleEndian.Uint32(n[:])
-	if size > maxConfig {
+	if size > MaxConfig {
 		return fmt.Errorf("config of %d bytes is too large", size)
 	}
 	b := make([]byte, size)
@@ -78,7 +140,7 @@ func readMessage(r io.Reader, v any) error {
 	return nil
 }
 
-func run(enc *json.Encoder) (int, error) {
+func run(rep *reporter) (int, error) {
 	ctrl := os.NewFile(ControlFD, "control")
 	var cfg Config
 	if err := readMessage(ctrl, &cfg); err != nil {
@@ -86,6 +148,15 @@ func run(enc *json.Encoder) (int, error) {
 	}
 	if cfg.UID == 0 || cfg.GID == 0 {
 		return 0, errors.New("config: the program must not run as root")
+	}
+	// The box's cgroup namespace is made now, not at clone: on cgroup v1
+	// the supervisor moves init into its cgroup after the clone (and sends
+	// the Config only then), and a namespace made before would be rooted
+	// at the supervisor's cgroup, so that /proc/self/cgroup would show the
+	// host's path to the box's (runbox-<host pid>-…/box-N). A namespace is
+	// rooted where its creator is when it is made.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return 0, fmt.Errorf("cgroup namespace: %w", err)
 	}
 	// Everything that does not depend on the request.
 	if err := buildRoot(&cfg); err != nil {
@@ -97,7 +168,7 @@ func run(enc *json.Encoder) (int, error) {
 	if err := loopbackUp(); err != nil {
 		return 0, err
 	}
-	if err := enc.Encode(Report{Ready: true}); err != nil {
+	if err := rep.send(Report{Ready: true}); err != nil {
 		return 0, err
 	}
 
@@ -106,8 +177,8 @@ func run(enc *json.Encoder) (int, error) {
 	if err := readMessage(ctrl, &rc); err != nil {
 		return 0, err
 	}
-	if len(rc.Argv) == 0 {
-		return 0, errors.New("config: empty argv")
+	if len(rc.Argv) == 0 || len(rc.Dir) != 1 {
+		return 0, errors.New("config: empty argv or no working directory")
 	}
 	for _, m := range []struct {
 		dir  string
@@ -117,7 +188,10 @@ func run(enc *json.Encoder) (int, error) {
 			return 0, err
 		}
 	}
-	if err := extract(tar.NewReader(ctrl), "/box", cfg.UID, cfg.GID); err != nil {
+	if err := extract(tar.NewReader(ctrl), "/box", cfg.UID, cfg.GID, rc.Workspace.Bytes); err != nil {
+		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+			err = &workspaceFullError{err}
+		}
 		return 0, fmt.Errorf("workspace files: %w", err)
 	}
 	ctrl.Close()
@@ -126,6 +200,17 @@ func run(enc *json.Encoder) (int, error) {
 	boxfd, err := unix.Open("/box", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, fmt.Errorf("open workspace: %w", err)
+	}
+	collectFD := CollectFD
+	// init applies the program's rlimits to itself before it forks the
+	// program. RLIMIT_NOFILE bounds the numbers of new descriptors, not
+	// those already open: with a limit as low as 8, init's own descriptors
+	// (and the Go runtime's) left no number free for the fork's pipe or
+	// the collection's walk. Move init's own above the limit.
+	if n := nofile(rc.Rlimits); n < relocateBelow {
+		boxfd = relocate(boxfd, n)
+		rep.fd = relocate(rep.fd, n)
+		collectFD = relocate(collectFD, n)
 	}
 	if err := setRlimits(rc.Rlimits); err != nil {
 		return 0, err
@@ -136,20 +221,46 @@ func run(enc *json.Encoder) (int, error) {
 	if err := installSeccomp(rc.Seccomp); err != nil {
 		return 0, err
 	}
-	return supervise(enc, &cfg, &rc, boxfd)
+	return supervise(rep, &cfg, &rc, boxfd, collectFD)
+}
+
+// relocateBelow: with a descriptor limit at least this high, init's few
+// descriptors, the fork's pipe and a collection walk of any sensible depth
+// fit below it, and nothing is moved.
+const relocateBelow = 64
+
+func nofile(ls []Rlimit) int {
+	for _, l := range ls {
+		if l.Resource == unix.RLIMIT_NOFILE {
+			return int(min(l.Cur, 1<<20))
+		}
+	}
+	return relocateBelow
+}
+
+// relocate moves descriptor fd to a number of at least above, or leaves it
+// where it is when it cannot.
+func relocate(fd, above int) int {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, above)
+	if err != nil {
+		return fd
+	}
+	unix.Close(fd)
+	return nfd
 }
 
 // supervise starts the program and reaps every process of the box until the
 // program itself ends; then init exits, and the kernel kills whatever is
 // left in the pid namespace (a daemonized grandchild included).
-func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig, boxfd int) (int, error) {
+func supervise(rep *reporter, cfg *Config, rc *RunConfig, boxfd, collectFD int) (int, error) {
 	path, err := lookPath(rc.Argv[0], rc.Env)
 	if err != nil {
 		return 0, &execError{err}
 	}
+	restore := preferOOMVictim()
 	start := time.Now()
 	pid, err := syscall.ForkExec(path, rc.Argv, &syscall.ProcAttr{
-		Dir:   rc.Dir,
+		Dir:   rc.Dir[0],
 		Env:   rc.Env,
 		Files: []uintptr{0, 1, 2},
 		Sys: &syscall.SysProcAttr{
@@ -162,10 +273,15 @@ func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig, boxfd int) (int, e
 			Pdeathsig: syscall.SIGKILL,
 		},
 	})
+	restore()
 	if err != nil {
-		return 0, &execError{fmt.Errorf("%s: %w", rc.Argv[0], err)}
+		return 0, &execError{fmt.Errorf("%s: %w", shortName(rc.Argv[0]), err)}
 	}
-	if err := enc.Encode(Report{Started: true}); err != nil {
+	// The supervisor, on this report, makes init the one process of the
+	// box the OOM killer never picks (oom_score_adj -1000), when it holds
+	// CAP_SYS_RESOURCE. Only now: a child inherits oom_score_adj and its
+	// floor, and the program must stay killable.
+	if err := rep.send(Report{Started: true}); err != nil {
 		return 0, err
 	}
 	// Our own stdio belongs to the program from now on; holding it would
@@ -202,22 +318,54 @@ func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig, boxfd int) (int, e
 			}
 		}
 		// The program's end first: the supervisor stops its clocks here,
-		// before the collection below.
-		if err := enc.Encode(r); err != nil {
+		// before the collection below, and gives init Collect.MaxNanos and
+		// a little more to exit.
+		if err := rep.send(r); err != nil {
 			return 0, err
 		}
-		out := os.NewFile(CollectFD, "collect")
 		if rc.Collect != nil {
-			truncated, err := collect(boxfd, rc.Collect, out)
-			if err != nil {
-				return 0, fmt.Errorf("collect files: %w", err)
-			}
-			if err := enc.Encode(Report{Collected: true, CollectTruncated: truncated}); err != nil {
-				return 0, err
-			}
+			// Whatever goes wrong in the collection is the collection's
+			// own result (files left out, reported as truncated), never
+			// init's failure: the program's end is already reported.
+			truncated := collect(boxfd, rc.Collect, collectFD)
+			unix.Close(collectFD)
+			return 0, rep.send(Report{Collected: true, CollectTruncated: truncated})
 		}
-		out.Close()
+		unix.Close(collectFD)
 		return 0, nil
+	}
+}
+
+// preferOOMVictim makes the program's processes the OOM killer's first
+// choice in their box: init raises its own oom_score_adj to 1000 for the
+// fork (the child inherits it, and every process it makes after it) and
+// the returned function lowers it back. The killer picks the largest
+// process of a cgroup at its limit, and tmpfs pages belong to no process:
+// a box that filled /box and kept only small processes made init (a Go
+// program, its binary's pages counted) the victim, and the run an internal
+// error. Raising needs no privilege, and lowering back to a value the
+// process had does neither (oom_score_adj_min is not touched); a program
+// may lower its own to init's again, and then the supervisor's -1000 on
+// init, or its check of the cgroup's OOM kills, answers.
+func preferOOMVictim() (restore func()) {
+	fd, err := unix.Open("/proc/self/oom_score_adj", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return func() {}
+	}
+	var buf [16]byte
+	n, err := unix.Read(fd, buf[:])
+	if err != nil || n == 0 {
+		unix.Close(fd)
+		return func() {}
+	}
+	own := strings.TrimSpace(string(buf[:n]))
+	if _, err := unix.Pwrite(fd, []byte("1000"), 0); err != nil {
+		unix.Close(fd)
+		return func() {}
+	}
+	return func() {
+		_, _ = unix.Pwrite(fd, []byte(own), 0)
+		unix.Close(fd)
 	}
 }
 
@@ -226,6 +374,11 @@ func supervise(enc *json.Encoder, cfg *Config, rc *RunConfig, boxfd int) (int, e
 func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
+	}
+	// One path element, which no file system takes beyond NAME_MAX bytes:
+	// execvp would fail each stat with ENAMETOOLONG.
+	if len(name) > unix.NAME_MAX {
+		return "", fmt.Errorf("%s: %w", shortName(name), unix.ENAMETOOLONG)
 	}
 	path := ""
 	for _, kv := range env {
@@ -243,7 +396,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s: command not found in PATH", name)
+	return "", fmt.Errorf("%s: command not found in PATH", shortName(name))
 }
 
 func setRlimits(ls []Rlimit) error {

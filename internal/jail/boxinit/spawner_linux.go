@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -43,9 +44,14 @@ type SpawnReply struct {
 	Error string `json:"error,omitempty"`
 }
 
-// CloneFlags are the namespaces every box gets.
+// CloneFlags are the namespaces a box is cloned with. Its cgroup namespace
+// comes later: init makes it once it is in its cgroup (see run).
 const CloneFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET |
-	unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
+	unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+
+// secbitNoSetuidFixup is SECBIT_NO_SETUID_FIXUP (linux/securebits.h): a
+// change of uids no longer clears the thread's capabilities.
+const secbitNoSetuidFixup = 1 << 2
 
 // maxSpawnFDs bounds the descriptors one request may carry.
 const maxSpawnFDs = 7
@@ -63,6 +69,16 @@ func spawnerMain() {
 	// through its pidfd, which the kernel signals once init and every other
 	// process of its pid namespace are gone.
 	signal.Ignore(syscall.SIGCHLD)
+	// A descriptor the supervisor's own parent leaked to it without
+	// close-on-exec reaches us too; it must not reach a box's init.
+	_ = unix.CloseRange(SpawnerFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	// This thread (Main locked it) keeps its capabilities while its euid
+	// is a box's root id, in spawn. Credentials are per thread: the rest of
+	// the process is unaffected, and the Go runtime starts new threads from
+	// a template thread, never from one locked this way.
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, unix.PR_SET_SECUREBITS, secbitNoSetuidFixup, 0); e != 0 {
+		os.Exit(1) // the supervisor sees its socket close
+	}
 	buf := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(4*maxSpawnFDs))
 	for {
@@ -156,13 +172,31 @@ func spawn(msg []byte, fds []int) (int, int, error) {
 	for i := range files {
 		files[i] = uintptr(fds[i])
 	}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"runbox-init"}, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{},
-		Files: files,
-		Sys:   sys,
+	// The new user namespace belongs to the euid of the thread that
+	// clones it, and the kernel charges every per-user count made inside
+	// (inotify instances and watches, queued signals, POSIX message-queue
+	// bytes, user namespaces; the ucounts of kernel/ucount.c) to that owner
+	// as well as to the caller. Cloned by root, every box would draw on
+	// host root's counts, and one box could exhaust them for the host and
+	// every other box (fs.inotify.max_user_instances is 128). So the clone
+	// runs with this thread's euid and egid set to the box's root ids;
+	// root keeps its capabilities (SECBIT_NO_SETUID_FIXUP) only to write
+	// the id maps, which Go's ForkExec does from this same thread. The
+	// securebit does not reach the box: a new user namespace starts its
+	// creator's credentials afresh, securebits included
+	// (set_cred_user_ns in kernel/user_namespace.c).
+	pid, err := asBoxRoot(req.RootID, func() (int, error) {
+		return syscall.ForkExec("/proc/self/exe", []string{"runbox-init"}, &syscall.ProcAttr{
+			Dir:   "/",
+			Env:   []string{},
+			Files: files,
+			Sys:   sys,
+		})
 	})
 	if err != nil {
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
 		return 0, -1, fmt.Errorf("start box: %w", err)
 	}
 	if pidfd < 0 {
@@ -170,5 +204,59 @@ func spawn(msg []byte, fds []int) (int, int, error) {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		return 0, -1, errors.New("start box: no pidfd")
 	}
+	// Every id map is written before init reads its Config, that is
+	// before anything in the box runs. An unwritten projid_map could be
+	// written once by the box itself, with any host project ids: a projid
+	// map needs no capability (new_idmap_permitted in
+	// kernel/user_namespace.c allows it when there is no capability to
+	// check).
+	if err := writeProc(pid, "projid_map", "0 "+strconv.Itoa(req.RootID)+" 1\n"); err != nil {
+		_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		unix.Close(pidfd)
+		return 0, -1, fmt.Errorf("start box: %w", err)
+	}
 	return pid, pidfd, nil
+}
+
+// asBoxRoot runs f on this thread with its effective uid and gid set to
+// id, the box's root on the host, and then back to root. The real and saved
+// ids stay 0, so the way back is always allowed. Raw system calls:
+// syscall.Setresuid changes every thread of the process.
+func asBoxRoot(id int, f func() (int, error)) (int, error) {
+	const keep = ^uintptr(0) // -1: unchanged
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, keep, uintptr(id), keep); e != 0 {
+		return 0, fmt.Errorf("setresgid: %w", e)
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, keep, uintptr(id), keep); e != 0 {
+		restoreRoot()
+		return 0, fmt.Errorf("setresuid: %w", e)
+	}
+	pid, err := f()
+	restoreRoot()
+	return pid, err
+}
+
+func restoreRoot() {
+	const keep = ^uintptr(0)
+	_, _, e1 := syscall.RawSyscall(syscall.SYS_SETRESUID, keep, 0, keep)
+	_, _, e2 := syscall.RawSyscall(syscall.SYS_SETRESGID, keep, 0, keep)
+	if e1 != 0 || e2 != 0 {
+		// Cannot happen (the saved ids are 0); a spawner that is not
+		// root any more must not go on.
+		os.Exit(1)
+	}
+}
+
+// writeProc writes one /proc/<pid> file of the host's procfs.
+func writeProc(pid int, name, data string) error {
+	p := "/proc/" + strconv.Itoa(pid) + "/" + name
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte(data)); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
 }

@@ -1,0 +1,209 @@
+package boxinit
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tarOf builds a tar stream from headers; a regular file's content is its
+// header's Linkname field misused as data (cleared before writing).
+func tarOf(t testing.TB, entries ...*tar.Header) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range entries {
+		data := []byte(nil)
+		if h.Typeflag == tar.TypeReg {
+			data = []byte(h.Linkname)
+			h.Linkname = ""
+			h.Size = int64(len(data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func reg(name, data string) *tar.Header {
+	return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Linkname: data}
+}
+
+func dir(name string) *tar.Header {
+	return &tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}
+}
+
+func symlink(name, target string) *tar.Header {
+	return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target}
+}
+
+// extractSeeds are streams a hostile request (or a broken host) could send:
+// names that climb out, symlinks to climb through, links, sizes larger than
+// the workspace, sparse entries that expand.
+func extractSeeds(t testing.TB) [][]byte {
+	seeds := [][]byte{
+		tarOf(t, reg("a.txt", "hello"), dir("d"), reg("d/b", "x"), dir("e"), dir("e/f"), reg("e/f/g", "deep")),
+		tarOf(t, reg("../outside/x", "escape")),
+		tarOf(t, reg("/tmp/abs", "escape")),
+		tarOf(t, reg("a/../../outside/x", "escape")),
+		tarOf(t, symlink("l", "../outside"), reg("l/x", "through a symlink")),
+		tarOf(t, symlink("l", "/"), dir("l/tmp"), reg("l/tmp/x", "through a symlink")),
+		tarOf(t, symlink("l", "../outside"), dir("l")),
+		tarOf(t, dir("d"), symlink("d/l", "../../outside"), reg("d/l/x", "two levels")),
+		tarOf(t, reg("same", "1"), reg("same", "2")),
+		tarOf(t, reg("f", "file"), reg("f/g", "below a file")),
+		tarOf(t, &tar.Header{Name: "hard", Typeflag: tar.TypeLink, Linkname: "../outside/x"}),
+		tarOf(t, &tar.Header{Name: "fifo", Typeflag: tar.TypeFifo}),
+		tarOf(t, &tar.Header{Name: "dev", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3}),
+		tarOf(t, reg(strings.Repeat("n", 300), "long name"), reg(strings.Repeat("d/", 200)+"x", "deep")),
+		tarOf(t, &tar.Header{Name: "sparse", Typeflag: tar.TypeReg, Size: 0,
+			PAXRecords: map[string]string{"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "sparse", "GNU.sparse.realsize": "1099511627776"}}),
+	}
+	// A header that declares far more than the stream holds.
+	big := tarOf(t, reg("big", "x"))
+	copy(big[124:136], "77777777777\x00")
+	fixChecksum(big[:512])
+	// A NUL inside a name (the writer refuses to make one).
+	nul := tarOf(t, reg("nulXname", "x"))
+	nul[3] = 0
+	fixChecksum(nul[:512])
+	seeds = append(seeds, big, nul, nil, []byte("not a tar stream at all"))
+	return seeds
+}
+
+// fixChecksum recomputes a tar header block's checksum after an edit.
+func fixChecksum(h []byte) {
+	copy(h[148:156], "        ")
+	var sum int64
+	for _, c := range h {
+		sum += int64(c)
+	}
+	copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+}
+
+// FuzzExtract feeds tar streams to the workspace extraction and checks that
+// it never panics, never creates anything outside its directory, and never
+// writes more than its byte bound.
+func FuzzExtract(f *testing.F) {
+	for _, s := range extractSeeds(f) {
+		f.Add(s)
+	}
+	const limit = 1 << 20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		base := t.TempDir()
+		box, outside := filepath.Join(base, "box"), filepath.Join(base, "outside")
+		for _, d := range []string{box, outside} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = extract(tar.NewReader(bytes.NewReader(data)), box, os.Getuid(), os.Getgid(), limit)
+		ents, _ := os.ReadDir(base)
+		if len(ents) != 2 {
+			t.Fatalf("entries next to the workspace: %v", ents)
+		}
+		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+			t.Fatalf("written outside the workspace: %v", ents)
+		}
+		var total int64
+		filepath.WalkDir(box, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					total += fi.Size()
+				}
+			}
+			return nil
+		})
+		if total > limit {
+			t.Fatalf("%d bytes written, bound %d", total, limit)
+		}
+	})
+}
+
+func TestExtractRefusesWhatFuzzSeedsTry(t *testing.T) {
+	for i, s := range extractSeeds(t) {
+		base := t.TempDir()
+		box := filepath.Join(base, "box")
+		os.Mkdir(box, 0o755)
+		os.Mkdir(filepath.Join(base, "outside"), 0o755)
+		err := extract(tar.NewReader(bytes.NewReader(s)), box, os.Getuid(), os.Getgid(), 1<<20)
+		if ents, _ := os.ReadDir(filepath.Join(base, "outside")); len(ents) != 0 {
+			t.Errorf("seed %d: written outside: %v", i, ents)
+		}
+		if i == 0 && err != nil {
+			t.Errorf("seed 0 (plain files): %v", err)
+		}
+	}
+	// The byte bound is the workspace's: ENOSPC, before anything is written.
+	s := tarOf(t, reg("a", strings.Repeat("x", 600)), reg("b", strings.Repeat("x", 600)))
+	box := t.TempDir()
+	err := extract(tar.NewReader(bytes.NewReader(s)), box, os.Getuid(), os.Getgid(), 1000)
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("1200 bytes into 1000: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(box, "b")); err == nil {
+		t.Errorf("b was created")
+	}
+}
+
+// FuzzReadMessage feeds the length-prefixed config messages init reads from
+// the supervisor: no panic, and no allocation beyond MaxConfig.
+func FuzzReadMessage(f *testing.F) {
+	good, _ := json.Marshal(RunConfig{Argv: []string{"/bin/true"}, Env: []string{"A=b"}, Dir: Exact{"/box"},
+		Rlimits: []Rlimit{{Resource: 7, Cur: 8, Max: 8}}, Collect: &Collect{Patterns: []string{"**"}}})
+	frame := func(n uint32, b []byte) []byte {
+		var h [4]byte
+		binary.LittleEndian.PutUint32(h[:], n)
+		return append(h[:], b...)
+	}
+	f.Add(frame(uint32(len(good)), good))
+	f.Add(frame(uint32(len(good))+10, good))
+	f.Add(frame(MaxConfig+1, good))
+	f.Add(frame(0xffffffff, nil))
+	f.Add(frame(4, []byte("null")))
+	f.Add([]byte{1, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var rc RunConfig
+		err := readMessage(bytes.NewReader(data), &rc)
+		if err == nil && len(data) > 4+MaxConfig {
+			t.Fatalf("accepted a message of %d bytes", len(data))
+		}
+		var c Config
+		_ = readMessage(bytes.NewReader(data), &c)
+	})
+}
+
+func TestMayContain(t *testing.T) {
+	cases := []struct {
+		patterns []string
+		dir      string
+		want     bool
+	}{
+		{[]string{"**"}, "a/b", true},
+		{[]string{"out/**"}, "out", true},
+		{[]string{"out/**"}, "out/deep/er", true},
+		{[]string{"out/**"}, "other", false},
+		{[]string{"out/sub/**"}, "out", true},
+		{[]string{"*.txt"}, "d", false},
+		{[]string{"*/x.txt"}, "d", true},
+		{[]string{"*/x.txt"}, "d/e", false},
+		{[]string{"a/*/c"}, "a/b", true},
+		{[]string{"a/*/c"}, "z/b", false},
+		{[]string{`a\/b`}, "a", true}, // escapes: no guessing
+		{[]string{"*.txt", "build/**"}, "build", true},
+	}
+	for _, tc := range cases {
+		if got := mayContain(tc.patterns, tc.dir); got != tc.want {
+			t.Errorf("mayContain(%q, %q) = %v", tc.patterns, tc.dir, got)
+		}
+	}
+}
