@@ -239,7 +239,10 @@ func (j *Jail) startSpawner() error {
 		Env:   []string{},
 		Files: []*os.File{devnull, devnull, devnull, theirs},
 		// It dies with us, and every box with it.
-		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL,
+			// A mount namespace of its own, for the boxes' device nodes
+			// (boxinit.DeviceRoot).
+			Cloneflags: syscall.CLONE_NEWNS},
 	})
 	if err != nil {
 		unix.Close(pair[0])

@@ -87,7 +87,7 @@ const (
 	allow  = RetAllow
 	eperm  = RetErrno | EPERM
 	enosys = RetErrno | ENOSYS
-	noop   = RetErrno | 0 // the call is skipped and returns 0
+	noop   = RetErrno // errno 0: the call is skipped and returns 0
 )
 
 func TestDefaultPolicyDecisions(t *testing.T) {

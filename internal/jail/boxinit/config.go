@@ -57,7 +57,8 @@ type Config struct {
 	Binds []Bind `json:"binds"`
 	// Generated files written into the box's read-only root (/etc/passwd…).
 	Generated []GenFile `json:"generated"`
-	// Devices bound from the host's /dev (null, zero, full, random, urandom).
+	// Devices made for this box by the spawner (null, zero, full, random,
+	// urandom), bound into its /dev.
 	Devices []string `json:"devices"`
 }
 

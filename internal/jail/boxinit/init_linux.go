@@ -17,6 +17,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// devDir is the directory of the box's own device nodes, which the spawner
+// names as init's first argument (see makeDevices).
+func devDir() string {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], DeviceRoot+"/") && !strings.Contains(os.Args[1][len(DeviceRoot)+1:], "/") {
+		return os.Args[1]
+	}
+	return "" // then the device sources are not found, and init reports it
+}
+
 // Main is the whole life of init. It never returns.
 func Main() {
 	// The namespace and credential state below belongs to the process, but
@@ -159,7 +168,7 @@ func run(rep *reporter) (int, error) {
 		return 0, fmt.Errorf("cgroup namespace: %w", err)
 	}
 	// Everything that does not depend on the request.
-	if err := buildRoot(&cfg); err != nil {
+	if err := buildRoot(&cfg, devDir()); err != nil {
 		return 0, err
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {

@@ -44,7 +44,7 @@ type source struct {
 // /etc files, generated /etc files, a fresh and masked /proc, a minimal
 // /dev, and private size-limited tmpfs mounts for /box, /tmp and /dev/shm;
 // then pivot_root into it and detach the host's tree.
-func buildRoot(cfg *Config) error {
+func buildRoot(cfg *Config, devDir string) error {
 	// Nothing we mount may propagate back to the host's namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
@@ -71,7 +71,7 @@ func buildRoot(cfg *Config) error {
 		if strings.ContainsAny(d, "/\x00") || d == "" || d == "." || d == ".." {
 			return fmt.Errorf("device name %q", d)
 		}
-		s, err := openSource("/dev/"+d, "/dev/"+d, true)
+		s, err := openSource(devDir+"/"+d, "/dev/"+d, true)
 		if err != nil {
 			return err
 		}
@@ -107,6 +107,13 @@ func buildRoot(cfg *Config) error {
 			return err
 		}
 	}
+	// The device nodes are this box's alone and bound now: their names go
+	// (the spawner made the directory ours for that; a bind of an unlinked
+	// node is refused, hence not earlier).
+	for _, d := range cfg.Devices {
+		_ = unix.Unlink(devDir + "/" + d)
+	}
+	_ = unix.Rmdir(devDir)
 	for name, target := range map[string]string{
 		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
 	} {
@@ -251,9 +258,9 @@ func readBounded(src string) ([]byte, uint32, error) {
 //
 // A single file is copied into the root tmpfs for the same reason.
 //
-// Devices stay binds of the host's nodes: a box cannot make device nodes,
-// and an overlay made in a user namespace is nodev. Their inodes stay
-// shared with the host (a flock on /dev/null, inotify on /dev/null).
+// Devices are binds of nodes the spawner made for this box alone (see
+// makeDevices): a box cannot make device nodes, and an overlay made in a
+// user namespace is nodev.
 func placeSource(s source) error {
 	dst, err := inRoot(s.dst)
 	if err != nil {

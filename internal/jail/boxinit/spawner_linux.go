@@ -79,6 +79,10 @@ func spawnerMain() {
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, unix.PR_SET_SECUREBITS, secbitNoSetuidFixup, 0); e != 0 {
 		os.Exit(1) // the supervisor sees its socket close
 	}
+	if err := mountDeviceRoot(); err != nil {
+		os.Exit(1)
+	}
+	deviceDirs := map[int]struct{}{}
 	buf := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(4*maxSpawnFDs))
 	for {
@@ -90,7 +94,7 @@ func spawnerMain() {
 			os.Exit(0) // the supervisor is gone
 		}
 		fds := receivedFDs(oob[:oobn])
-		pid, pidfd, err := spawn(buf[:n], fds)
+		pid, pidfd, err := spawn(buf[:n], fds, deviceDirs)
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
@@ -126,7 +130,10 @@ func receivedFDs(oob []byte) []int {
 	return fds
 }
 
-func spawn(msg []byte, fds []int) (int, int, error) {
+// deviceDirs are the device directories made and not yet seen empty (see
+// makeDevices): at most one per uid slot, since a slot's next box replaces
+// its directory.
+func spawn(msg []byte, fds []int, deviceDirs map[int]struct{}) (int, int, error) {
 	var req SpawnRequest
 	if err := json.Unmarshal(msg, &req); err != nil {
 		return 0, -1, fmt.Errorf("spawn request: %w", err)
@@ -185,8 +192,12 @@ func spawn(msg []byte, fds []int) (int, int, error) {
 	// securebit does not reach the box: a new user namespace starts its
 	// creator's credentials afresh, securebits included
 	// (set_cred_user_ns in kernel/user_namespace.c).
+	devDir, err := makeDevices(req.RootID, deviceDirs)
+	if err != nil {
+		return 0, -1, fmt.Errorf("start box: %w", err)
+	}
 	pid, err := asBoxRoot(req.RootID, func() (int, error) {
-		return syscall.ForkExec("/proc/self/exe", []string{"runbox-init"}, &syscall.ProcAttr{
+		return syscall.ForkExec("/proc/self/exe", []string{"runbox-init", devDir}, &syscall.ProcAttr{
 			Dir:   "/",
 			Env:   []string{},
 			Files: files,
@@ -259,4 +270,69 @@ func writeProc(pid int, name, data string) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// DeviceRoot is where the spawner makes each box's device nodes, in a
+// tmpfs of its own mount namespace (the supervisor starts it in a new one),
+// so nothing of it is visible on the host.
+const DeviceRoot = "/dev"
+
+// deviceNumbers are the character devices a box may have, by name.
+var deviceNumbers = map[string]uint64{
+	"null": unix.Mkdev(1, 3), "zero": unix.Mkdev(1, 5), "full": unix.Mkdev(1, 7),
+	"random": unix.Mkdev(1, 8), "urandom": unix.Mkdev(1, 9),
+}
+
+// mountDeviceRoot covers DeviceRoot with a tmpfs in the spawner's own mount
+// namespace. Mounts there are made slaves of the host's first, so that the
+// host's later mounts still reach boxes but nothing of ours reaches the
+// host. The tmpfs is mounted by host root, so its device nodes open (a
+// tmpfs mounted inside a box's user namespace could hold none that do).
+func mountDeviceRoot() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("make mounts slaves: %w", err)
+	}
+	return unix.Mount("tmpfs", DeviceRoot, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0711,size=16k")
+}
+
+// makeDevices makes fresh device nodes for one box, in a directory of
+// DeviceRoot owned by the box's root id, and returns the directory; the
+// box's init opens them as bind sources and removes them.
+//
+// Why not bind the host's /dev/null and the rest: a bind shares the inode,
+// and with it every per-inode channel — inotify on /dev/null reports every
+// write the host or another box makes to it (hundreds of thousands a
+// second), a flock taken on it blocks everyone else's. Fresh nodes give
+// each box inodes of its own that reach the same drivers.
+//
+// Init cannot remove the directory itself (DeviceRoot is not its to write),
+// so each call first removes the directories whose nodes are gone.
+func makeDevices(rootID int, deviceDirs map[int]struct{}) (string, error) {
+	for id := range deviceDirs {
+		if err := unix.Rmdir(DeviceRoot + "/" + strconv.Itoa(id)); err == nil || err == unix.ENOENT {
+			delete(deviceDirs, id)
+		}
+	}
+	dir := DeviceRoot + "/" + strconv.Itoa(rootID)
+	deviceDirs[rootID] = struct{}{}
+	// What an earlier box of this slot left, if its init died first.
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("devices: %w", err)
+	}
+	if err := unix.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("devices: %w", err)
+	}
+	for name, dev := range deviceNumbers {
+		p := dir + "/" + name
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(dev)); err != nil {
+			return "", fmt.Errorf("devices: %w", err)
+		}
+		if err := unix.Chmod(p, 0o666); err != nil { // whatever the umask
+			return "", fmt.Errorf("devices: %w", err)
+		}
+	}
+	if err := unix.Chown(dir, rootID, rootID); err != nil {
+		return "", fmt.Errorf("devices: %w", err)
+	}
+	return dir, nil
 }
