@@ -219,8 +219,8 @@ var (
 
 // Bounds of one Spec, checked before a box is taken.
 const (
-	// MaxConfigBytes bounds argv plus environment plus working directory,
-	// in bytes, as runbox-init receives them.
+	// MaxConfigBytes bounds argv plus environment plus working directory
+	// plus collection patterns, in bytes, as runbox-init receives them.
 	MaxConfigBytes = 512 << 10
 	// MaxArgBytes bounds one argv element or one KEY=VALUE (the kernel's
 	// MAX_ARG_STRLEN is 128 KiB; a program name is at most PATH_MAX).
