@@ -237,3 +237,62 @@ func TestSweepRemovesGroupsOfDeadSupervisors(t *testing.T) {
 		}
 	}
 }
+
+// A session's command group: a child of a box group, in every hierarchy
+// of it, whose processes are counted and killed apart from the box's; a
+// sweep removes box groups with children too.
+func TestChildGroupsAndNestedSweep(t *testing.T) {
+	requireRoot(t)
+	l, err := Discover()
+	if err != nil {
+		t.Skipf("requires cgroups: %v", err)
+	}
+	dead := 1<<22 + 1
+	m, err := NewManager(l, "runbox-childtest-"+strconv.Itoa(dead)+"-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g *Group
+	cleanupGroup(t, m, &g)
+	g, err = m.New("box-1", Limits{MemoryBytes: 32 << 20, Pids: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := g.Child("cmd-1", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.dirs) != len(g.dirs) {
+		t.Fatalf("child in %d hierarchies, box in %d", len(c.dirs), len(g.dirs))
+	}
+	for _, d := range c.dirs {
+		if filepath.Base(filepath.Dir(d)) != "box-1" {
+			t.Fatalf("child directory %s not below the box's", d)
+		}
+	}
+	if g.FD() >= 0 {
+		t.Skip("cgroup v2: the rest places processes with Enter (v1)")
+	}
+	outer := startIn(t, g)
+	inner := startIn(t, c)
+	if err := c.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	inner.Wait()
+	if err := outer.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("killing the child group killed the box's process: %v", err)
+	}
+	// A crashed supervisor's box with a command group still in it.
+	if _, err := g.Child("cmd-2", Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Sweep(l, "runbox-childtest-", func(pid int) bool { return pid != dead }); err != nil {
+		t.Fatal(err)
+	}
+	outer.Wait()
+	for _, d := range append(append([]string{}, m.dirs...), c.dirs...) {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s survived the sweep", d)
+		}
+	}
+}

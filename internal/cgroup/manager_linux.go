@@ -197,6 +197,41 @@ func (m *Manager) New(name string, l Limits) (*Group, error) {
 	return g, nil
 }
 
+// Child creates a group name (one path element) below g, in every
+// hierarchy g is in, with limits l (zero: none of its own; g's still hold
+// it). A session gives each command one: its CPU time, its OOM kills and
+// its kill then cover exactly the command and everything it started.
+//
+// On cgroup v2 the child gets no controllers of its own (g holds a
+// process, runbox-init, and the no-internal-process rule forbids
+// delegating controllers from such a group): cgroup.kill and cpu.stat's
+// usage_usec work without them, memory.events does not.
+func (g *Group) Child(name string, l Limits) (*Group, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	c := &Group{version: g.version, ctrl: map[string]string{}, fd: -1}
+	made := map[string]string{}
+	for ctl, parent := range g.ctrl {
+		d, ok := made[parent]
+		if !ok {
+			d = filepath.Join(parent, name)
+			if err := os.Mkdir(d, 0o700); err != nil {
+				c.Remove()
+				return nil, fmt.Errorf("create cgroup %s: %w", d, err)
+			}
+			made[parent] = d
+			c.dirs = append(c.dirs, d)
+		}
+		c.ctrl[ctl] = d
+	}
+	if err := c.Set(l); err != nil {
+		c.Remove()
+		return nil, err
+	}
+	return c, nil
+}
+
 // Set applies limits.
 func (g *Group) Set(l Limits) error {
 	mem := "max"
@@ -295,6 +330,24 @@ func (g *Group) Set(l Limits) error {
 	}
 	return nil
 }
+
+// SetOOMGroup turns cgroup v2's memory.oom.group on or off (Set turns it
+// on: an OOM kill takes the whole box). A session box turns it off, so that
+// the OOM killer takes one command's process, never the session. cgroup v1
+// has no such switch: it does nothing there.
+func (g *Group) SetOOMGroup(on bool) error {
+	if g.version != V2 || !exists(g.ctrl[""], "memory.oom.group") {
+		return nil
+	}
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return writeFile(g.ctrl[""], "memory.oom.group", v)
+}
+
+// Version reports the group's hierarchy layout.
+func (g *Group) Version() Version { return g.version }
 
 func exists(dir, name string) bool {
 	_, err := os.Stat(filepath.Join(dir, name))
@@ -444,18 +497,29 @@ func Sweep(l Layout, prefix string, alive func(pid int) bool) error {
 			if err != nil || alive(pid) {
 				continue
 			}
-			dir := filepath.Join(root, name)
-			boxes, _ := os.ReadDir(dir)
-			for _, b := range boxes {
-				if b.IsDir() {
-					g := &Group{version: l.Version, dirs: []string{filepath.Join(dir, b.Name())}, fd: -1}
-					errs = append(errs, g.Kill(), g.Remove())
-				}
-			}
-			g := &Group{version: l.Version, dirs: []string{dir}, fd: -1}
-			errs = append(errs, g.Kill(), g.Remove())
+			errs = append(errs, removeTree(l.Version, filepath.Join(root, name), 0))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// maxTreeDepth bounds removeTree: parent, box, command.
+const maxTreeDepth = 4
+
+// removeTree kills and removes a group and the groups below it (a box's
+// command groups), children first.
+func removeTree(v Version, dir string, depth int) error {
+	var errs []error
+	if depth < maxTreeDepth {
+		subs, _ := os.ReadDir(dir)
+		for _, s := range subs {
+			if s.IsDir() {
+				errs = append(errs, removeTree(v, filepath.Join(dir, s.Name()), depth+1))
+			}
+		}
+	}
+	g := &Group{version: v, dirs: []string{dir}, fd: -1}
+	errs = append(errs, g.Kill(), g.Remove())
 	return errors.Join(errs...)
 }
 

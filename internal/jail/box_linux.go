@@ -30,6 +30,9 @@ type box struct {
 	stderr  *os.File
 	ctrl    *os.File
 	collect *os.File
+	// sock is our end of a session box's channel (boxinit.CollectFD is
+	// then a SOCK_SEQPACKET socket instead of the collection pipe).
+	sock    *os.File
 	reportR *os.File // read by readReports into reports
 	reports chan boxinit.Report
 	// undead: init was not seen to exit after SIGKILL within the teardown
@@ -44,7 +47,16 @@ var warmLimits = cgroup.Limits{MemoryBytes: 64 << 20, Pids: initThreads}
 
 // start starts a box and sends it its Config; it does not wait for it to be
 // ready.
-func (j *Jail) start() (_ *box, err error) {
+func (j *Jail) start() (*box, error) { return j.startBox(false) }
+
+// sessionSendBuffer is the send buffer of the supervisor's end of a
+// session channel: a SOCK_SEQPACKET message must fit in it whole, and an
+// start request carries argv and environment (up to boxinit.MaxConfig).
+const sessionSendBuffer = 2 * boxinit.MaxConfig
+
+// startBox starts a box; a session box gets a channel instead of the
+// collection pipe.
+func (j *Jail) startBox(session bool) (_ *box, err error) {
 	j.mu.Lock()
 	j.seq++
 	b := &box{id: j.seq, pidfd: -1, teardown: j.phases.teardown}
@@ -97,7 +109,19 @@ func (j *Jail) start() (_ *box, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.collect, err = pipe(true); err != nil {
+	if session {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			reportR.Close()
+			return nil, fmt.Errorf("session channel: %w", err)
+		}
+		// SO_SNDBUFFORCE: past the host's wmem_max (root only).
+		if err := unix.SetsockoptInt(pair[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sessionSendBuffer); err != nil {
+			_ = unix.SetsockoptInt(pair[0], unix.SOL_SOCKET, unix.SO_SNDBUF, sessionSendBuffer)
+		}
+		b.sock = os.NewFile(uintptr(pair[0]), "session")
+		theirs = append(theirs, os.NewFile(uintptr(pair[1]), "session"))
+	} else if b.collect, err = pipe(true); err != nil {
 		reportR.Close()
 		return nil, err
 	}
@@ -245,7 +269,7 @@ func (b *box) setInitOOMScoreAdj() error {
 // held. It is safe on a partly started box, and bounded: a box that does
 // not die keeps its uid slot and is logged.
 func (b *box) destroy(log *slog.Logger) {
-	for _, f := range []*os.File{b.stdin, b.stdout, b.stderr, b.ctrl, b.collect} {
+	for _, f := range []*os.File{b.stdin, b.stdout, b.stderr, b.ctrl, b.collect, b.sock} {
 		if f != nil {
 			f.Close()
 		}

@@ -80,10 +80,18 @@ type Jail struct {
 	// CAP_SYS_RESOURCE); not tried again.
 	oomUnprotected atomic.Bool
 
-	mu     sync.Mutex
-	closed bool
-	active sync.WaitGroup
-	seq    uint64
+	// stageMem: runbox-init again, executable but not readable by box ids,
+	// for session commands' first stages (see boxinit's fork); made at the
+	// first session.
+	stageOnce sync.Once
+	stageMem  *os.File
+	stageErr  error
+
+	mu       sync.Mutex
+	closed   bool
+	active   sync.WaitGroup
+	seq      uint64
+	sessions map[*Session]struct{} // open sessions, closed by Close
 }
 
 // New prepares a jail: it checks privileges, loads runbox-init into a sealed
@@ -219,6 +227,44 @@ func (j *Jail) loadInit() error {
 	return nil
 }
 
+// stageBinary returns the sealed memfd that session commands' first stages
+// execute: runbox-init again, mode 0711. A process that executes a file
+// it cannot read is non-dumpable from its first instruction, with its
+// /proc entries owned by host root (would_dump in fs/exec.c): a first
+// stage waits as the box's user, and a command of the same uid must not
+// be able to open its memory or descriptors meanwhile. The memfd boxes run
+// init from stays readable: init opens its own /proc entries.
+func (j *Jail) stageBinary() (*os.File, error) {
+	j.stageOnce.Do(func() {
+		fd, err := unix.MemfdCreate("runbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+		if errors.Is(err, unix.EINVAL) {
+			fd, err = unix.MemfdCreate("runbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		}
+		if err != nil {
+			j.stageErr = fmt.Errorf("memfd for first stages: %w", err)
+			return
+		}
+		mem := os.NewFile(uintptr(fd), "runbox-init-stage")
+		st, err := j.initMem.Stat()
+		if err == nil {
+			_, err = io.Copy(mem, io.NewSectionReader(j.initMem, 0, st.Size()))
+		}
+		if err == nil {
+			err = unix.Fchmod(fd, 0o711)
+		}
+		if err == nil {
+			_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+		}
+		if err != nil {
+			mem.Close()
+			j.stageErr = fmt.Errorf("first-stage binary: %w", err)
+			return
+		}
+		j.stageMem = mem
+	})
+	return j.stageMem, j.stageErr
+}
+
 // startSpawner starts runbox-init in its spawner role, connected by a
 // SOCK_SEQPACKET socket pair.
 func (j *Jail) startSpawner() error {
@@ -304,11 +350,19 @@ func (j *Jail) spawn(req boxinit.SpawnRequest, fds []int) (int, int, error) {
 // CgroupVersion reports which cgroup layout boxes use ("v1" or "v2").
 func (j *Jail) CgroupVersion() string { return j.layout.Version.String() }
 
-// Close waits for running boxes to end and removes the jail's cgroup.
+// Close closes open sessions, waits for running boxes to end and removes the
+// jail's cgroup.
 func (j *Jail) Close() error {
 	j.mu.Lock()
 	j.closed = true
+	open := make([]*Session, 0, len(j.sessions))
+	for s := range j.sessions {
+		open = append(open, s)
+	}
 	j.mu.Unlock()
+	for _, s := range open {
+		s.Close()
+	}
 	if j.stop != nil {
 		close(j.stop)
 		j.fillers.Wait()
@@ -331,6 +385,10 @@ func (j *Jail) Close() error {
 	if j.cgroups != nil {
 		err = j.cgroups.Close()
 		j.cgroups = nil
+	}
+	if j.stageMem != nil {
+		j.stageMem.Close()
+		j.stageMem = nil
 	}
 	if j.initMem != nil {
 		j.initMem.Close()

@@ -6,6 +6,10 @@
 // cgroup, feeds it the configuration and the workspace's files, enforces
 // the time and output limits, and turns what happened into a Result. It
 // knows nothing of HTTP or of languages.
+//
+// A Session is a box that lives across many commands (session_linux.go):
+// runbox-init serves commands and file operations on a channel, each
+// command in a cgroup of its own below the box's.
 package jail
 
 import (

@@ -213,7 +213,7 @@ type deadlineWriter struct {
 	deadline time.Time // zero: none (the descriptor blocks)
 }
 
-var errDeadline = errors.New("collection deadline passed")
+var errDeadline = errors.New("deadline passed")
 
 func (d *deadlineWriter) Write(b []byte) (int, error) {
 	done := 0

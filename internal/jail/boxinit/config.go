@@ -1,7 +1,9 @@
 // Package boxinit is the program that runs first inside a new box, as pid 1
 // of its pid namespace and root of its user namespace. It builds the box's
 // filesystem, drops every privilege, installs the seccomp filter, starts the
-// user's program as an unprivileged user and reports how it ended.
+// user's program as an unprivileged user and reports how it ended; or, in a
+// session box, serves commands and file operations until the session ends
+// (serve_linux.go, fileops_linux.go).
 //
 // It imports only the standard library and golang.org/x/sys, and is built as
 // its own small binary (cmd/runbox-init): every box pays its start-up time,
@@ -77,6 +79,9 @@ type RunConfig struct {
 	Seccomp []byte `json:"seccomp"`
 	// Collect, when set, names the workspace files to send back.
 	Collect *Collect `json:"collect,omitempty"`
+	// Session: no program of its own (Argv is empty); init serves
+	// commands and file operations on CollectFD once the box is set up.
+	Session bool `json:"session,omitempty"`
 }
 
 // Collect selects workspace files to return after the run, with bounds. A
@@ -172,4 +177,114 @@ func (e *Exact) UnmarshalJSON(data []byte) error {
 		(*e)[i] = string(b[i])
 	}
 	return nil
+}
+
+// A session box (RunConfig.Session) runs no program of its own: once built,
+// init serves commands and file operations on CollectFD, which is then a
+// SOCK_SEQPACKET socket (one message per packet, descriptors as
+// SCM_RIGHTS), until the supervisor closes it or kills the box.
+//
+// ExecArg as argv[1] makes runbox-init the first stage of one command:
+// forked by init as the box's user ahead of the command, it waits on
+// descriptor 3 (a stream socket from init) until the supervisor has moved
+// it into the command's own cgroup and the command arrives (ShimCommand,
+// length-prefixed, with its stdin, stdout and stderr as SCM_RIGHTS); then
+// it executes the command in place. Everything the command starts is
+// forked inside that cgroup, so its CPU time and its kill cover them all.
+const ExecArg = "exec"
+
+// Session operations (SessionRequest.Op).
+const (
+	// OpFork forks a command's first stage, which waits. The reply has
+	// Forked and its pidfd, or ExecError (the fork failed) or Error; once
+	// it has ended, a second reply has Exited.
+	OpFork = "fork"
+	// OpStart gives a forked first stage (in its cgroup by now) its
+	// command: Argv, Env, Dir, Rlimits, and descriptors stdin, stdout,
+	// stderr. A command that cannot be found is an ExecError reply.
+	OpStart = "start"
+	// OpAbort makes a forked first stage exit without executing.
+	OpAbort = "abort"
+	// OpStageBinary gives init, once, the runbox-init that first stages
+	// execute: a sealed memfd that box ids may execute but not read (see
+	// fork in serve_linux.go).
+	OpStageBinary = "stage_binary"
+	// OpRead sends a regular file's content (at most Max bytes) on the
+	// request's descriptor, a pipe's write end.
+	OpRead = "read"
+	// OpWrite creates or replaces a regular file with exactly Max bytes
+	// read from the request's descriptor, a pipe's read end.
+	OpWrite = "write"
+	// OpList sends a directory's entries as JSON lines (ListEntry) on the
+	// request's descriptor, at most Max of them.
+	OpList = "list"
+	// OpRemove removes a file, or an empty directory.
+	OpRemove = "remove"
+)
+
+// MaxSessionReply bounds one message from init on a session's channel.
+const MaxSessionReply = 64 << 10
+
+// SessionRequest is one message from the supervisor on a session's channel.
+type SessionRequest struct {
+	ID   uint64 `json:"id"`
+	Op   string `json:"op"`
+	Argv Exact  `json:"argv,omitempty"`
+	Env  Exact  `json:"env,omitempty"`
+	// Dir is the command's working directory; Path the file operation's
+	// path (one element each): absolute below /box or /tmp, or relative
+	// to /box.
+	Dir  Exact  `json:"dir,omitempty"`
+	Path Exact  `json:"path,omitempty"`
+	Max  int64  `json:"max,omitempty"`
+	Mode uint32 `json:"mode,omitempty"`
+	// Rlimits of a start are the command's own (RLIMIT_NOFILE, RLIMIT_CPU,
+	// RLIMIT_NPROC): its first stage sets them on itself before it
+	// executes (RLIMIT_NPROC then holds the command's forks, as in a
+	// one-shot box).
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// TimeoutNanos bounds a file operation inside init.
+	TimeoutNanos int64 `json:"timeout_ns,omitempty"`
+}
+
+// SessionReply is one message from init on a session's channel.
+type SessionReply struct {
+	ID     uint64 `json:"id"`
+	Forked bool   `json:"forked,omitempty"`
+	Exited bool   `json:"exited,omitempty"`
+	// Started, with Exited: the command was handed to its first stage.
+	// Without it, the stage died first (another command of the same uid
+	// may kill it) and the command never ran.
+	Started bool `json:"started,omitempty"`
+	// ExitCode, Signal and WallNanos describe an Exited command, as
+	// Report does for a one-shot program.
+	ExitCode  int    `json:"exit_code,omitempty"`
+	Signal    int    `json:"signal,omitempty"`
+	WallNanos int64  `json:"wall_ns,omitempty"`
+	ExecError string `json:"exec_error,omitempty"`
+	Error     string `json:"error,omitempty"`
+	// Errno is the system error of a failed file operation (ENOENT,
+	// ELOOP, EXDEV…), 0 when there is none.
+	Errno int   `json:"errno,omitempty"`
+	Size  int64 `json:"size,omitempty"`
+	// Truncated: OpList stopped at Max entries.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// ShimCommand is what a command's first stage executes.
+type ShimCommand struct {
+	Path    string   `json:"path"` // found by init in the box's PATH
+	Argv    Exact    `json:"argv"`
+	Env     Exact    `json:"env"`
+	Dir     Exact    `json:"dir"`
+	Rlimits []Rlimit `json:"rlimits"`
+}
+
+// ListEntry is one directory entry of OpList. Name is carried exactly.
+type ListEntry struct {
+	Name       []byte `json:"name"`
+	Type       string `json:"type"` // file, dir, symlink, fifo, socket, device
+	Size       int64  `json:"size"`
+	Mode       uint32 `json:"mode"` // permission bits
+	MtimeNanos int64  `json:"mtime_ns"`
 }

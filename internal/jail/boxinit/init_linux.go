@@ -37,6 +37,9 @@ func Main() {
 		spawnerMain()
 		return
 	}
+	if len(os.Args) == 2 && os.Args[1] == ExecArg {
+		execShim() // never returns
+	}
 
 	// Non-dumpable first: the box's own processes must never be able to
 	// open /proc/1/mem, /proc/1/exe or /proc/1/fd of this process (runc
@@ -186,8 +189,8 @@ func run(rep *reporter) (int, error) {
 	if err := readMessage(ctrl, &rc); err != nil {
 		return 0, err
 	}
-	if len(rc.Argv) == 0 || len(rc.Dir) != 1 {
-		return 0, errors.New("config: empty argv or no working directory")
+	if (len(rc.Argv) == 0) != rc.Session || len(rc.Dir) != 1 {
+		return 0, errors.New("config: argv (only a session has none) or working directory missing")
 	}
 	for _, m := range []struct {
 		dir  string
@@ -204,6 +207,9 @@ func run(rep *reporter) (int, error) {
 		return 0, fmt.Errorf("workspace files: %w", err)
 	}
 	ctrl.Close()
+	if rc.Session {
+		return serveSession(rep, &cfg, &rc)
+	}
 	// The workspace as it is now, before the program can rename or replace
 	// anything in it: collection walks from this descriptor.
 	boxfd, err := unix.Open("/box", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
