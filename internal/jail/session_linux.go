@@ -270,7 +270,7 @@ func (s *Session) readLoop() {
 		if err != nil || n == 0 {
 			return
 		}
-		fds := receivedRights(oob[:oobn])
+		fds := boxinit.ReceivedFDs(oob[:oobn])
 		var rep boxinit.SessionReply
 		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || n > boxinit.MaxSessionReply || json.Unmarshal(buf[:n], &rep) != nil {
 			s.j.log.Warn("malformed message from session init", "box", s.b.id, "bytes", n)
@@ -293,20 +293,6 @@ func (s *Session) readLoop() {
 			}
 		}
 	}
-}
-
-func receivedRights(oob []byte) []int {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil
-	}
-	var fds []int
-	for _, m := range msgs {
-		if r, err := unix.ParseUnixRights(&m); err == nil {
-			fds = append(fds, r...)
-		}
-	}
-	return fds
 }
 
 func closeFDs(fds []int) {

@@ -227,13 +227,7 @@ func run(rep *reporter) (int, error) {
 		rep.fd = relocate(rep.fd, n)
 		collectFD = relocate(collectFD, n)
 	}
-	if err := setRlimits(rc.Rlimits); err != nil {
-		return 0, err
-	}
-	if err := dropPrivileges(); err != nil {
-		return 0, err
-	}
-	if err := installSeccomp(rc.Seccomp); err != nil {
+	if err := lockDown(&rc); err != nil {
 		return 0, err
 	}
 	return supervise(rep, &cfg, &rc, boxfd, collectFD)
@@ -412,6 +406,19 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: command not found in PATH", shortName(name))
+}
+
+// lockDown takes the last steps before untrusted code runs in the box:
+// the run's rlimits, no capabilities in the bounding or ambient sets,
+// no_new_privs, and the seccomp filter on every thread.
+func lockDown(rc *RunConfig) error {
+	if err := setRlimits(rc.Rlimits); err != nil {
+		return err
+	}
+	if err := dropPrivileges(); err != nil {
+		return err
+	}
+	return installSeccomp(rc.Seccomp)
 }
 
 func setRlimits(ls []Rlimit) error {

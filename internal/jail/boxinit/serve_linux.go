@@ -62,13 +62,7 @@ func serveSession(rep *reporter, cfg *Config, rc *RunConfig) (int, error) {
 	// RLIMIT_NOFILE, RLIMIT_CPU and RLIMIT_NPROC are each command's own:
 	// its first stage sets them before it executes (the supervisor leaves
 	// them out of rc.Rlimits).
-	if err := setRlimits(rc.Rlimits); err != nil {
-		return 0, err
-	}
-	if err := dropPrivileges(); err != nil {
-		return 0, err
-	}
-	if err := installSeccomp(rc.Seccomp); err != nil {
+	if err := lockDown(rc); err != nil {
 		return 0, err
 	}
 	// SIGCHLD before the first fork, so that no exit is missed.
@@ -136,7 +130,7 @@ func (s *server) read(out chan<- request) {
 		if err != nil || n == 0 {
 			return
 		}
-		r := request{fds: receivedFDs(oob[:oobn])}
+		r := request{fds: ReceivedFDs(oob[:oobn])}
 		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 			r.err = errors.New("session request truncated")
 		} else if err := json.Unmarshal(buf[:n], &r.req); err != nil {
@@ -450,7 +444,7 @@ func readShimCommand(sock int) (ShimCommand, []int, error) {
 			closeAll(fds)
 			return cmd, nil, errors.New("no command")
 		}
-		fds = append(fds, receivedFDs(oob[:oobn])...)
+		fds = append(fds, ReceivedFDs(oob[:oobn])...)
 		data = append(data, buf[:n]...)
 		if want < 0 && len(data) >= 4 {
 			want = int(binary.LittleEndian.Uint32(data))

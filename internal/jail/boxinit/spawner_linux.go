@@ -93,7 +93,7 @@ func spawnerMain() {
 		if err != nil || n == 0 {
 			os.Exit(0) // the supervisor is gone
 		}
-		fds := receivedFDs(oob[:oobn])
+		fds := ReceivedFDs(oob[:oobn])
 		pid, pidfd, err := spawn(buf[:n], fds, deviceDirs)
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -116,7 +116,8 @@ func spawnerMain() {
 	}
 }
 
-func receivedFDs(oob []byte) []int {
+// ReceivedFDs are the descriptors an SCM_RIGHTS control message carried.
+func ReceivedFDs(oob []byte) []int {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return nil
