@@ -7,9 +7,35 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 )
+
+// outputs capture a program's stdout and stderr, each from its own
+// goroutine (counted in readers), with one overflow channel for both.
+type outputs struct {
+	out, err *capture
+	overflow chan struct{}
+}
+
+// captureOutputs starts reading stdout and stderr, each kept up to limit
+// bytes and teed as it comes; readers is done once both pipes are closed.
+func captureOutputs(limit int64, stdoutTee, stderrTee io.Writer, stdout, stderr io.Reader, readers *sync.WaitGroup) *outputs {
+	o := &outputs{overflow: make(chan struct{}, 2)}
+	o.out = &capture{limit: limit, overflow: o.overflow, tee: stdoutTee}
+	o.err = &capture{limit: limit, overflow: o.overflow, tee: stderrTee}
+	readers.Add(2)
+	go func() { defer readers.Done(); o.out.drain(stdout) }()
+	go func() { defer readers.Done(); o.err.drain(stderr) }()
+	return o
+}
+
+// into sets the result's output fields from what was captured.
+func (o *outputs) into(res *Result) {
+	res.Stdout, res.StdoutTruncated = o.out.buf.Bytes(), o.out.truncated
+	res.Stderr, res.StderrTruncated = o.err.buf.Bytes(), o.err.truncated
+}
 
 // capture keeps the first limit bytes of a stream. One byte more kills the
 // box (through overflow); the rest is read and dropped so that a writer

@@ -202,13 +202,9 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec, cfg []byte) (Result, 
 		stdin.Close()
 	}
 
-	overflow := make(chan struct{}, 2)
-	out := &capture{limit: lim.Output, overflow: overflow, tee: spec.StdoutTee}
-	errOut := &capture{limit: lim.Output, overflow: overflow, tee: spec.StderrTee}
 	var readers sync.WaitGroup
-	readers.Add(3)
-	go func() { defer readers.Done(); out.drain(b.stdout) }()
-	go func() { defer readers.Done(); errOut.drain(b.stderr) }()
+	outs := captureOutputs(lim.Output, spec.StdoutTee, spec.StderrTee, b.stdout, b.stderr, &readers)
+	readers.Add(1) // the collection, below
 	var collected []File
 	var collectErr error
 	collectR := b.collect
@@ -319,7 +315,7 @@ loop:
 		case <-dying:
 			// Killed, and init still reports: stop waiting for it.
 			break loop
-		case <-overflow:
+		case <-outs.overflow:
 			kill(StatusOutputLimit, "output limit of "+strconv.FormatInt(lim.Output, 10)+" bytes per stream exceeded")
 		case <-ctx.Done():
 			kill(StatusInternalError, "cancelled: "+ctx.Err().Error())
@@ -364,8 +360,7 @@ loop:
 		res.Files = collected
 		res.FilesTruncated = !collectOK || !gotReport || tailOver || collectErr != nil
 	}
-	res.Stdout, res.StdoutTruncated = out.buf.Bytes(), out.truncated
-	res.Stderr, res.StderrTruncated = errOut.buf.Bytes(), errOut.truncated
+	outs.into(&res)
 	res.CPUTime = usage.CPUTime
 	res.Memory = usage.MemoryPeak
 	if final != nil && final.WallNanos > 0 {

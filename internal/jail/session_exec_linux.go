@@ -221,13 +221,8 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 		stdin.Close()
 		close(fed)
 	}
-	overflow := make(chan struct{}, 2)
-	out := &capture{limit: lim.Output, overflow: overflow, tee: cmd.StdoutTee}
-	errOut := &capture{limit: lim.Output, overflow: overflow, tee: cmd.StderrTee}
 	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); out.drain(pipes.stdout) }()
-	go func() { defer readers.Done(); errOut.drain(pipes.stderr) }()
+	outs := captureOutputs(lim.Output, cmd.StdoutTee, cmd.StderrTee, pipes.stdout, pipes.stderr, &readers)
 
 	var (
 		final   *boxinit.Report
@@ -276,7 +271,7 @@ loop:
 			}
 		case <-wall.C:
 			kill(StatusTimeLimit, "wall-clock time limit of "+lim.WallTime.String()+" exceeded")
-		case <-overflow:
+		case <-outs.overflow:
 			kill(StatusOutputLimit, "output limit of "+strconv.FormatInt(lim.Output, 10)+" bytes per stream exceeded")
 		case <-ctx.Done():
 			kill(StatusInternalError, "cancelled: "+ctx.Err().Error())
@@ -319,8 +314,7 @@ loop:
 	if st, err := s.b.group.Stats(); err == nil {
 		usage.MemoryPeak = st.MemoryPeak
 	}
-	res.Stdout, res.StdoutTruncated = out.buf.Bytes(), out.truncated
-	res.Stderr, res.StderrTruncated = errOut.buf.Bytes(), errOut.truncated
+	outs.into(&res)
 	res.CPUTime = usage.CPUTime
 	res.Memory = usage.MemoryPeak
 	if final != nil && final.WallNanos > 0 {
