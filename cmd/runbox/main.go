@@ -1,6 +1,7 @@
 // Command runbox runs untrusted code in a Linux sandbox.
 //
 //	runbox run [flags] -- COMMAND [ARG...]
+//	runbox shell [flags] [-- COMMAND [ARG...]]
 //	runbox serve [--listen ADDR] [--config FILE]
 //	runbox version
 package main
@@ -37,6 +38,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdin, stdout, stderr)
+	case "shell":
+		return cmdShell(args[1:], stdin, stdout, stderr)
 	case "serve":
 		return cmdServe(args[1:], stderr)
 	case "env":
@@ -57,10 +60,16 @@ const helpText = `runbox runs untrusted code in a Linux sandbox.
 
 Commands:
   runbox run [flags] -- COMMAND [ARG...]   run one command in a fresh box
+  runbox shell [flags] [-- COMMAND [ARG...]]
+                                           an interactive shell (or COMMAND) in a fresh box,
+                                           on a terminal of its own when stdin is one
   runbox serve [--listen ADDR] [--config FILE] [--max-boxes N] [--environments DIR]
                                            serve the HTTP API
   runbox env list|test [NAME...]           list the languages, or run their conformance programs
   runbox version                           print the version
 
-Run "runbox run -h" for the run flags.
+Run "runbox run -h" and "runbox shell -h" for their flags. runbox shell takes
+runbox run's limit flags, with interactive defaults (--wall-time 1h,
+--cpu-time 15m, --output 64MiB of terminal output), and --language NAME to add
+that language environment's variables.
 `

@@ -71,57 +71,94 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-type runOptions struct {
-	spec     jail.Spec
-	json     bool
-	stdin    string
+// boxFlags are the flags runbox run and runbox shell share: the box's
+// limits, the program's environment, the workspace's files and the init
+// binary.
+type boxFlags struct {
+	limits   jail.Limits
+	env      []string
 	files    string
 	initPath string
 }
 
-func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
-	o := &runOptions{}
-	l := &o.spec.Limits
-	*l = jail.Defaults
-	fset := flag.NewFlagSet("runbox run", flag.ContinueOnError)
-	fset.SetOutput(io.Discard)
-	fset.Var(durationFlag{&l.WallTime}, "wall-time", "wall-clock time limit")
-	fset.Var(durationFlag{&l.CPUTime}, "cpu-time", "CPU time limit of the whole box")
+// register adds the flags to fset; the limits' current values are their
+// defaults. wallHelp and cpuHelp say what the time limits cover.
+func (b *boxFlags) register(fset *flag.FlagSet, wallHelp, cpuHelp, outputHelp string) {
+	l := &b.limits
+	fset.Var(durationFlag{&l.WallTime}, "wall-time", wallHelp)
+	fset.Var(durationFlag{&l.CPUTime}, "cpu-time", cpuHelp)
 	fset.Var(sizeFlag{&l.Memory}, "memory", "memory limit (RAM and tmpfs pages, no swap)")
 	fset.IntVar(&l.Processes, "processes", l.Processes, "processes and threads at once")
 	fset.Var(sizeFlag{&l.FileSize}, "file-size", "largest file the program may write")
 	fset.IntVar(&l.OpenFiles, "open-files", l.OpenFiles, "open file descriptors per process")
-	fset.Var(sizeFlag{&l.Output}, "output", "bytes of stdout and of stderr kept; more kills the box")
+	fset.Var(sizeFlag{&l.Output}, "output", outputHelp)
 	fset.Var(sizeFlag{&l.Disk}, "disk", "size of the workspace /box and of /tmp (each)")
 	fset.Var(sizeFlag{&l.Stack}, "stack", "stack size")
-	fset.Float64Var(&l.CPUs, "cpus", 0, "CPU bandwidth in cores (0 = no quota)")
-	fset.Var(envFlag{&o.spec.Env}, "env", "KEY=VALUE for the program (repeatable)")
-	fset.BoolVar(&o.json, "json", false, "print one JSON object with the result")
-	fset.StringVar(&o.stdin, "stdin", "", "file to use as the program's stdin (default: runbox's stdin)")
-	fset.StringVar(&o.files, "files", "", "host directory copied into the workspace /box first")
-	fset.StringVar(&o.initPath, "init", "", "runbox-init binary to use instead of the embedded one")
+	fset.Float64Var(&l.CPUs, "cpus", l.CPUs, "CPU bandwidth in cores (0 = no quota)")
+	fset.Var(envFlag{&b.env}, "env", "KEY=VALUE for the program (repeatable)")
+	fset.StringVar(&b.files, "files", "", "host directory copied into the workspace /box first")
+	fset.StringVar(&b.initPath, "init", "", "runbox-init binary to use instead of the embedded one")
+}
+
+// parse parses args with fset, where register added the flags, and checks
+// the limits; -h prints usage and the flags and returns flag.ErrHelp.
+func (b *boxFlags) parse(fset *flag.FlagSet, args []string, usage string, stderr io.Writer) error {
+	fset.SetOutput(io.Discard)
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: runbox run [flags] -- COMMAND [ARG...]\n\nflags:")
+			fmt.Fprintln(stderr, "usage: "+usage+"\n\nflags:")
 			fset.SetOutput(stderr)
 			fset.PrintDefaults()
-			return nil, err
+			return err
 		}
-		return nil, usageError{err.Error()}
+		return usageError{err.Error()}
 	}
+	l := &b.limits
 	if l.Processes < 1 {
-		return nil, usageError{"--processes must be at least 1"}
+		return usageError{"--processes must be at least 1"}
 	}
 	if l.OpenFiles < 8 {
-		return nil, usageError{"--open-files must be at least 8"}
+		return usageError{"--open-files must be at least 8"}
 	}
 	if l.CPUs < 0 {
-		return nil, usageError{"--cpus must not be negative"}
+		return usageError{"--cpus must not be negative"}
 	}
 	if err := l.Validate(); err != nil {
-		return nil, usageError{err.Error()}
+		return usageError{err.Error()}
 	}
-	o.spec.Argv = fset.Args()
+	return nil
+}
+
+// workspace reads --files, bounded by the workspace's size.
+func (b *boxFlags) workspace() ([]jail.File, error) {
+	if b.files == "" {
+		return nil, nil
+	}
+	files, err := readTree(b.files, b.limits.Disk)
+	if err != nil {
+		return nil, usageError{"--files: " + err.Error()}
+	}
+	return files, nil
+}
+
+type runOptions struct {
+	box   boxFlags
+	spec  jail.Spec
+	json  bool
+	stdin string
+}
+
+func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
+	o := &runOptions{box: boxFlags{limits: jail.Defaults}}
+	fset := flag.NewFlagSet("runbox run", flag.ContinueOnError)
+	o.box.register(fset, "wall-clock time limit", "CPU time limit of the whole box",
+		"bytes of stdout and of stderr kept; more kills the box")
+	fset.BoolVar(&o.json, "json", false, "print one JSON object with the result")
+	fset.StringVar(&o.stdin, "stdin", "", "file to use as the program's stdin (default: runbox's stdin)")
+	if err := o.box.parse(fset, args, "runbox run [flags] -- COMMAND [ARG...]", stderr); err != nil {
+		return nil, err
+	}
+	o.spec = jail.Spec{Argv: fset.Args(), Env: o.box.env, Limits: o.box.limits}
 	if len(o.spec.Argv) == 0 {
 		return nil, usageError{"no command given (runbox run [flags] -- COMMAND [ARG...])"}
 	}
@@ -147,11 +184,9 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		o.spec.Stdin = f
 	}
-	if o.files != "" {
-		if o.spec.Files, err = readTree(o.files, o.spec.Disk); err != nil {
-			fmt.Fprintln(stderr, "runbox run: --files:", err)
-			return exitUsage
-		}
+	if o.spec.Files, err = o.box.workspace(); err != nil {
+		fmt.Fprintln(stderr, "runbox run:", err)
+		return exitUsage
 	}
 
 	if !o.json {
@@ -159,7 +194,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		o.spec.StdoutTee, o.spec.StderrTee = stdout, stderr
 	}
 	cfg := jail.DefaultConfig()
-	cfg.InitPath = o.initPath
+	cfg.InitPath = o.box.initPath
 	j, err := jail.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "runbox run:", err)
@@ -183,6 +218,13 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	return exitCode(res, stderr)
+}
+
+// exitCode is runbox's exit code for a program's result (see the exit
+// codes in main.go), with a one-line message on stderr for what runbox
+// decided.
+func exitCode(res jail.Result, stderr io.Writer) int {
 	switch res.Status {
 	case jail.StatusOK, jail.StatusRuntimeError:
 		if res.ExitCode == exitCannotExecute && res.Message != "" {

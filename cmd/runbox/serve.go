@@ -22,6 +22,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/jail"
 	"github.com/runbox-dev/runbox/internal/runner"
+	"github.com/runbox-dev/runbox/internal/session"
 )
 
 // serveConfig is every setting of runbox serve, as the TOML file spells it.
@@ -46,6 +47,15 @@ type serveConfig struct {
 	MemoryBudget    env.Size     `toml:"memory_budget"`
 	Defaults        env.Limits   `toml:"defaults"`
 	Maxima          env.Limits   `toml:"maxima"`
+
+	MaxSessions           int          `toml:"max_sessions"`
+	MaxSessionCommands    int          `toml:"max_session_commands"`
+	KeptCommands          int          `toml:"kept_commands"`
+	SessionIdleTimeout    env.Duration `toml:"session_idle_timeout"`
+	SessionMaxIdleTimeout env.Duration `toml:"session_max_idle_timeout"`
+	SessionLifetime       env.Duration `toml:"session_lifetime"`
+	SessionMaxLifetime    env.Duration `toml:"session_max_lifetime"`
+	CommandMaxWallTime    env.Duration `toml:"command_max_wall_time"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -72,7 +82,22 @@ func defaultServeConfig() serveConfig {
 			Processes: d.Processes, FileSize: env.Size(d.FileSize), OpenFiles: d.OpenFiles, Output: env.Size(d.Output), Disk: env.Size(d.Disk)},
 		Maxima: env.Limits{WallTime: env.Duration(60 * time.Second), CPUTime: env.Duration(60 * time.Second), Memory: 2 << 30,
 			Processes: 512, FileSize: 256 << 20, OpenFiles: 4096, Output: 16 << 20, Disk: 1 << 30},
+		MaxSessions:           session.DefaultConfig.MaxSessions,
+		MaxSessionCommands:    session.DefaultConfig.MaxCommands,
+		KeptCommands:          session.DefaultConfig.KeptCommands,
+		SessionIdleTimeout:    env.Duration(session.DefaultConfig.IdleTimeout),
+		SessionMaxIdleTimeout: env.Duration(session.DefaultConfig.MaxIdleTimeout),
+		SessionLifetime:       env.Duration(session.DefaultConfig.Lifetime),
+		SessionMaxLifetime:    env.Duration(session.DefaultConfig.MaxLifetime),
+		CommandMaxWallTime:    env.Duration(time.Hour),
 	}
+}
+
+// sessionConfig is the sessions' part of the settings.
+func sessionConfig(cfg serveConfig) session.Config {
+	return session.Config{MaxSessions: cfg.MaxSessions, MaxCommands: cfg.MaxSessionCommands, KeptCommands: cfg.KeptCommands,
+		IdleTimeout: time.Duration(cfg.SessionIdleTimeout), MaxIdleTimeout: time.Duration(cfg.SessionMaxIdleTimeout),
+		Lifetime: time.Duration(cfg.SessionLifetime), MaxLifetime: time.Duration(cfg.SessionMaxLifetime)}
 }
 
 func toLimits(l env.Limits) jail.Limits {
@@ -142,6 +167,9 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 	if err := apiConfig(cfg).Check(); err != nil {
 		return cfg, usageError{err.Error()}
 	}
+	if err := sessionConfig(cfg).Check(); err != nil {
+		return cfg, usageError{err.Error()}
+	}
 	if err := toLimits(cfg.Maxima).Validate(); err != nil {
 		return cfg, usageError{"maxima: " + err.Error()}
 	}
@@ -175,6 +203,7 @@ func apiConfig(cfg serveConfig) api.Config {
 		MaxConnections: cfg.MaxConnections, ReadTimeout: time.Duration(cfg.ReadTimeout),
 		WriteTimeout: time.Duration(cfg.WriteTimeout), IdleTimeout: time.Duration(cfg.IdleTimeout),
 		MaxResponseBytes: int64(cfg.MaxResponse), MemoryBudget: int64(cfg.MemoryBudget),
+		CommandMaxWallTime: time.Duration(cfg.CommandMaxWallTime),
 	}
 }
 
@@ -212,6 +241,10 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	metrics := api.NewMetrics(func() float64 { return float64(cache.Bytes()) })
 	acfg := apiConfig(cfg)
 	acfg.Version, acfg.CgroupVersion = version, j.CgroupVersion()
+	sessions := session.NewManager(run, sessionConfig(cfg), log)
+	// Every session ends when the server stops (before the jail closes).
+	defer sessions.Close()
+	acfg.Sessions = sessions
 	srv := api.New(acfg, run, reg, metrics, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

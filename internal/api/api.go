@@ -24,6 +24,7 @@ import (
 
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/runner"
+	"github.com/runbox-dev/runbox/internal/session"
 )
 
 // Runner is what the API needs of the runner.
@@ -62,6 +63,12 @@ type Config struct {
 	// body byte to their answer's last: bodies being read and decoded,
 	// then each admitted request's input and worst-case output.
 	MemoryBudget int64
+
+	// Sessions, when set, serves the sessions API (/v1/sessions…).
+	Sessions *session.Manager
+	// CommandMaxWallTime is the most wall-clock time a session's command
+	// may ask (zero: Maxima.WallTime); its other limits keep Maxima.
+	CommandMaxWallTime time.Duration
 }
 
 // Check reports settings the server cannot work with: a bound that is not
@@ -109,6 +116,7 @@ type Server struct {
 	conns     *connLimit
 	hs        *http.Server
 	maxValues int // JSON values a valid body can hold
+	hapi      huma.API
 	metrics   *Metrics
 	mux       *http.ServeMux // huma's routes
 	root      *http.ServeMux // the run route's admission, then mux
@@ -127,6 +135,16 @@ func New(cfg Config, r Runner, envs *env.Registry, m *Metrics, log *slog.Logger)
 	hc.OpenAPIPath = "/openapi"
 	hapi := humago.New(s.mux, hc)
 	s.register(hapi)
+	if cfg.Sessions != nil {
+		s.registerSessions(hapi)
+		s.registerFiles(hapi)
+		s.registerStreams(hapi)
+		// Bodies of JSON calls that may carry files or run a program are
+		// read under the memory budget, as a run's are.
+		for _, p := range []string{"POST /v1/sessions", "POST /v1/sessions/{id}/commands", "POST /v1/sessions/{id}/run"} {
+			s.root.Handle(p, s.admitRun(s.mux))
+		}
+	}
 	s.mux.Handle("GET /metrics", m.Handler())
 	s.root.Handle("POST /v1/run", s.admitRun(s.mux))
 	s.root.Handle("/", s.mux)

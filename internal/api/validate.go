@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -71,57 +72,13 @@ func (s *Server) validate(ctx context.Context, b *RunBody) (req runner.Request, 
 	if err := checkArgs(ctx, "body.args", b.Args); err != nil {
 		return req, 0, err
 	}
-	for k, v := range b.Env {
-		if !envKeyRE.MatchString(k) {
-			return req, 0, invalid(ctx, "body.env."+k, "names are letters, digits and _ (not starting with a digit)")
-		}
-		if strings.ContainsRune(v, 0) {
-			return req, 0, invalid(ctx, "body.env."+k, "must contain no NUL")
-		}
-		if len(k)+1+len(v) > runner.MaxArgBytes {
-			return req, 0, invalid(ctx, "body.env."+k, fmt.Sprintf("NAME=value is at most %d bytes", runner.MaxArgBytes))
-		}
-		req.Env = append(req.Env, k+"="+v)
+	if req.Env, err = envList(ctx, "body.env", b.Env); err != nil {
+		return req, 0, err
 	}
-	// Map order is random; the box and the compile cache's key want one.
-	sort.Strings(req.Env)
-	seen := map[string]bool{}
-	dirs := map[string]bool{}
-	var total int64
-	for i, f := range b.Files {
-		loc := fmt.Sprintf("body.files[%d]", i)
-		if rule := checkName(f.Name); rule != "" {
-			return req, 0, invalid(ctx, loc+".name", rule)
-		}
-		if seen[f.Name] {
-			return req, 0, invalid(ctx, loc+".name", "duplicate file name")
-		}
-		if dirs[f.Name] {
-			return req, 0, invalid(ctx, loc+".name", "is also a directory of another file")
-		}
-		for d := path.Dir(f.Name); d != "."; d = path.Dir(d) {
-			if seen[d] {
-				return req, 0, invalid(ctx, loc+".name", "a file of that name is its directory")
-			}
-			dirs[d] = true
-		}
-		seen[f.Name] = true
-		var data []byte
-		switch f.Encoding {
-		case "", "utf8":
-			data = []byte(f.Content)
-		case "base64":
-			if data, err = base64.StdEncoding.DecodeString(f.Content); err != nil {
-				return req, 0, invalid(ctx, loc+".content", "not valid base64")
-			}
-		}
-		total += int64(len(data))
-		if total > s.cfg.MaxFilesBytes {
-			return req, 0, invalid(ctx, loc+".content", fmt.Sprintf("files hold more than %d bytes in all (max_files_size)", s.cfg.MaxFilesBytes))
-		}
-		req.Files = append(req.Files, runner.File{Name: f.Name, Content: data})
+	if req.Files, err = s.files(ctx, "body.files", b.Files); err != nil {
+		return req, 0, err
 	}
-	if b.Main != "" && !seen[b.Main] {
+	if b.Main != "" && !slices.ContainsFunc(req.Files, func(f runner.File) bool { return f.Name == b.Main }) {
 		return req, 0, invalid(ctx, "body.main", "must name one of the files")
 	}
 	if b.Language != "" && len(b.Files) == 0 {
@@ -159,6 +116,75 @@ func (s *Server) validate(ctx context.Context, b *RunBody) (req runner.Request, 
 		return req, 0, invalid(ctx, "body", fmt.Sprintf("the request would hold %d bytes (its input and its worst-case output), more than the server's memory_budget %d", need, s.cfg.MemoryBudget))
 	}
 	return req, need, nil
+}
+
+// envList turns an environment map into sorted KEY=VALUE (map order is
+// random; the box and the compile cache's key want one).
+func envList(ctx context.Context, loc string, m map[string]string) ([]string, error) {
+	var out []string
+	for k, v := range m {
+		if !envKeyRE.MatchString(k) {
+			return nil, invalid(ctx, loc+"."+k, "names are letters, digits and _ (not starting with a digit)")
+		}
+		if strings.ContainsRune(v, 0) {
+			return nil, invalid(ctx, loc+"."+k, "must contain no NUL")
+		}
+		if len(k)+1+len(v) > runner.MaxArgBytes {
+			return nil, invalid(ctx, loc+"."+k, fmt.Sprintf("NAME=value is at most %d bytes", runner.MaxArgBytes))
+		}
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// files checks a request's files (names, duplicates, encodings, the total
+// size) and decodes them.
+func (s *Server) files(ctx context.Context, loc string, in []FileIn) ([]runner.File, error) {
+	if len(in) > s.cfg.MaxFiles {
+		return nil, invalid(ctx, loc, fmt.Sprintf("at most %d files (max_files)", s.cfg.MaxFiles))
+	}
+	var out []runner.File
+	seen := map[string]bool{}
+	dirs := map[string]bool{}
+	var total int64
+	for i, f := range in {
+		loc := fmt.Sprintf("%s[%d]", loc, i)
+		if rule := checkName(f.Name); rule != "" {
+			return nil, invalid(ctx, loc+".name", rule)
+		}
+		if seen[f.Name] {
+			return nil, invalid(ctx, loc+".name", "duplicate file name")
+		}
+		if dirs[f.Name] {
+			return nil, invalid(ctx, loc+".name", "is also a directory of another file")
+		}
+		for d := path.Dir(f.Name); d != "."; d = path.Dir(d) {
+			if seen[d] {
+				return nil, invalid(ctx, loc+".name", "a file of that name is its directory")
+			}
+			dirs[d] = true
+		}
+		seen[f.Name] = true
+		var data []byte
+		switch f.Encoding {
+		case "", "utf8":
+			data = []byte(f.Content)
+		case "base64":
+			var err error
+			if data, err = base64.StdEncoding.DecodeString(f.Content); err != nil {
+				return nil, invalid(ctx, loc+".content", "not valid base64")
+			}
+		default:
+			return nil, invalid(ctx, loc+".encoding", "utf8 or base64")
+		}
+		total += int64(len(data))
+		if total > s.cfg.MaxFilesBytes {
+			return nil, invalid(ctx, loc+".content", fmt.Sprintf("files hold more than %d bytes in all (max_files_size)", s.cfg.MaxFilesBytes))
+		}
+		out = append(out, runner.File{Name: f.Name, Content: data})
+	}
+	return out, nil
 }
 
 // checkArgs checks a list of arguments.
@@ -321,11 +347,15 @@ func checkPattern(p string) string {
 // server's defaults; a value above the server's maximum is refused, never
 // clamped (zero and negative values are refused by the schema).
 func (s *Server) limits(ctx context.Context, loc string, in *LimitsIn) (runner.Limits, error) {
+	return s.limitsWithin(ctx, loc, in, s.cfg.Maxima)
+}
+
+// limitsWithin is limits with other maxima.
+func (s *Server) limitsWithin(ctx context.Context, loc string, in *LimitsIn, mx runner.Limits) (runner.Limits, error) {
 	out := runner.Limits{}
 	if in == nil {
 		return out, nil
 	}
-	mx := s.cfg.Maxima
 	type field struct {
 		name string
 		v    *int64

@@ -49,6 +49,10 @@ func (*Session) WriteFile(context.Context, string, []byte, uint32) error {
 }
 
 // List is never reached.
+func (*Session) WriteFileDirs(context.Context, string, []byte, uint32) error {
+	return errors.ErrUnsupported
+}
+
 func (*Session) List(context.Context, string) ([]DirEntry, error) { return nil, errors.ErrUnsupported }
 
 // Remove is never reached.

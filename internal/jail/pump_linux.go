@@ -21,13 +21,17 @@ type outputs struct {
 
 // captureOutputs starts reading stdout and stderr, each kept up to limit
 // bytes and teed as it comes; readers is done once both pipes are closed.
+// A nil stderr (a terminal's, which is its stdout) stays empty.
 func captureOutputs(limit int64, stdoutTee, stderrTee io.Writer, stdout, stderr io.Reader, readers *sync.WaitGroup) *outputs {
 	o := &outputs{overflow: make(chan struct{}, 2)}
 	o.out = &capture{limit: limit, overflow: o.overflow, tee: stdoutTee}
 	o.err = &capture{limit: limit, overflow: o.overflow, tee: stderrTee}
-	readers.Add(2)
+	readers.Add(1)
 	go func() { defer readers.Done(); o.out.drain(stdout) }()
-	go func() { defer readers.Done(); o.err.drain(stderr) }()
+	if stderr != nil {
+		readers.Add(1)
+		go func() { defer readers.Done(); o.err.drain(stderr) }()
+	}
 	return o
 }
 

@@ -29,6 +29,19 @@ type CommandSpec struct {
 	// StdoutTee and StderrTee receive the output as it is produced (as in
 	// Spec).
 	StdoutTee, StderrTee io.Writer
+	// TTY, when set, makes the command's stdin, stdout and stderr one
+	// fresh pseudo-terminal of that size, its controlling terminal. What
+	// the terminal shows (echoed input included) is Stdout, kept and teed
+	// as a stream's output is; Stderr stays empty. Stdin is typed into it
+	// once the command has started, and its end is the terminal's EOF
+	// character (^D), not a hang-up; a nil Stdin is an EOF at once. Exec
+	// does not wait for a Read of Stdin still blocked when the command
+	// ends: that Read's bytes are dropped, and the Reader is the caller's
+	// to end.
+	TTY *TTY
+	// Control, when set, is how the caller signals the command or resizes
+	// its terminal while it runs. One Control serves one Exec.
+	Control *Control
 	// Limits of this command alone (zero: the session's): wall-clock time,
 	// CPU time of the command and everything it started, bytes kept of
 	// each stream (one more kills the command), open files per process.
@@ -37,6 +50,9 @@ type CommandSpec struct {
 	Output    int64
 	OpenFiles int
 }
+
+// TTY is the size of a command's terminal, in character cells.
+type TTY struct{ Rows, Cols uint16 }
 
 // DirEntry is one entry of a session directory (Session.List).
 type DirEntry struct {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,6 +59,14 @@ func (s *Session) Exec(ctx context.Context, cmd CommandSpec) (Result, error) {
 	if err := checkSpec(Spec{Argv: cmd.Argv, Env: env, Dir: dir, Limits: lim}); err != nil {
 		return internal(err)
 	}
+	if cmd.Control != nil {
+		if err := cmd.Control.claim(); err != nil {
+			return internal(err)
+		}
+		// Whether it ran or not, the command is over when Exec returns
+		// (exec ends a Control it started before it closes anything).
+		defer cmd.Control.end()
+	}
 	var res Result
 	var err error
 	stdin := &countingReader{r: cmd.Stdin}
@@ -85,7 +94,7 @@ func (s *Session) Exec(ctx context.Context, cmd CommandSpec) (Result, error) {
 		}()
 		// A stage killed before it took its command: the command never
 		// ran, and runs on another, unless its stdin was read already.
-		if errors.Is(err, errStageGone) && attempt < 3 && stdin.n == 0 {
+		if errors.Is(err, errStageGone) && attempt < 3 && stdin.n.Load() == 0 {
 			continue
 		}
 		break
@@ -97,10 +106,13 @@ func (s *Session) Exec(ctx context.Context, cmd CommandSpec) (Result, error) {
 	return res, err
 }
 
-// cmdPipes are our ends of a command's stdio and the ends it takes.
+// cmdPipes are our ends of a command's stdio and the ends it takes, as
+// pipes or as a terminal (newCmdPTY): then stdin and stdout are both its
+// master, stderr is nil, and the three of theirs are its slave.
 type cmdPipes struct {
 	stdin, stdout, stderr *os.File // ours
 	theirs                []*os.File
+	tty                   bool
 }
 
 func newCmdPipes() (*cmdPipes, error) {
@@ -131,32 +143,35 @@ func newCmdPipes() (*cmdPipes, error) {
 }
 
 func (p *cmdPipes) closeTheirs() {
-	for _, f := range p.theirs {
-		f.Close()
+	for i, f := range p.theirs {
+		if i == 0 || !p.tty {
+			f.Close()
+		}
 	}
 	p.theirs = nil
 }
 
 func (p *cmdPipes) closeOurs() {
-	for _, f := range []*os.File{p.stdin, p.stdout, p.stderr} {
-		if f != nil {
-			f.Close()
-		}
+	p.stdin.Close()
+	if !p.tty {
+		p.stdout.Close()
+		p.stderr.Close()
 	}
 }
 
 // errStageGone: the command's first stage died before it took the command.
 var errStageGone = errors.New("the command's first stage was killed before it started")
 
-// countingReader counts what was read of a command's stdin.
+// countingReader counts what was read of a command's stdin. (A terminal's
+// feeder may still read when Exec returns: see CommandSpec.TTY.)
 type countingReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
@@ -164,7 +179,13 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 	var res Result
 	ph := s.j.phases
 	group, ch := st.group, st.ch
-	pipes, err := newCmdPipes()
+	var pipes *cmdPipes
+	var err error
+	if cmd.TTY != nil {
+		pipes, err = newCmdPTY(*cmd.TTY)
+	} else {
+		pipes, err = newCmdPipes()
+	}
 	if err != nil {
 		return res, err
 	}
@@ -193,15 +214,32 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 	// A backstop for the CPU accounting of the command's cgroup: the
 	// kernel itself stops any one process a second past the limit.
 	cpu := uint64(math.Ceil(lim.CPUTime.Seconds())) + 1
+	fds := []int{int(pipes.theirs[0].Fd()), int(pipes.theirs[1].Fd()), int(pipes.theirs[2].Fd())}
+	// A terminal is typed into, and a Control attached, once the command
+	// runs: not on a stage that dies before it takes the command (Exec
+	// runs the command on another then).
+	var note *startNote
+	if cmd.TTY != nil || cmd.Control != nil {
+		if note, err = newStartNote(); err != nil {
+			pipes.closeTheirs()
+			return res, err
+		}
+		defer note.finish()
+		fds = append(fds, int(note.w.Fd()))
+	}
 	err = s.send(boxinit.SessionRequest{ID: st.id, Op: boxinit.OpStart, Argv: cmd.Argv, Env: env, Dir: boxinit.Exact{dir},
 		Rlimits: []boxinit.Rlimit{
 			{Resource: unix.RLIMIT_NOFILE, Cur: nofile, Max: nofile},
 			{Resource: unix.RLIMIT_CPU, Cur: cpu, Max: cpu + 1},
 			// Counted per host uid, which is this session's alone.
 			{Resource: unix.RLIMIT_NPROC, Cur: uint64(lim.Processes), Max: uint64(lim.Processes)},
-		}},
-		int(pipes.theirs[0].Fd()), int(pipes.theirs[1].Fd()), int(pipes.theirs[2].Fd()))
+		},
+		TTY: cmd.TTY != nil, Notify: note != nil},
+		fds...)
+	// Ours no longer: the box holds the only copies (a terminal's slave
+	// included, so that its last close by the command ends the output).
 	pipes.closeTheirs()
+	note.closeTheirs()
 	if err != nil {
 		return res, err
 	}
@@ -211,18 +249,46 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 
 	stdin := pipes.stdin
 	fed := make(chan struct{})
-	if cmd.Stdin != nil {
+	switch {
+	case pipes.tty:
+		// Typed once the command has started (running).
+	case cmd.Stdin != nil:
 		go func() {
 			defer close(fed)
 			_, _ = io.Copy(stdin, cmdStdin)
 			stdin.Close()
 		}()
-	} else {
+	default:
 		stdin.Close()
 		close(fed)
 	}
+	running := false
+	control := func() {
+		running = true
+		if cmd.Control != nil {
+			h := &sessionCommand{pidfd: st.pidfd, group: group}
+			if pipes.tty {
+				h.master = pipes.stdin
+			}
+			cmd.Control.begin(h)
+		}
+	}
+	run := func() {
+		control()
+		if pipes.tty {
+			var in io.Reader
+			if cmd.Stdin != nil {
+				in = cmdStdin
+			}
+			go feedTTY(stdin, in)
+		}
+	}
 	var readers sync.WaitGroup
-	outs := captureOutputs(lim.Output, cmd.StdoutTee, cmd.StderrTee, pipes.stdout, pipes.stderr, &readers)
+	var stderr io.Reader // none with a terminal
+	if pipes.stderr != nil {
+		stderr = pipes.stderr
+	}
+	outs := captureOutputs(lim.Output, cmd.StdoutTee, cmd.StderrTee, pipes.stdout, stderr, &readers)
 
 	var (
 		final   *boxinit.Report
@@ -293,6 +359,8 @@ loop:
 		case <-s.dead:
 			failure = errors.New("session ended while the command ran")
 			break loop
+		case <-note.ready():
+			run()
 		}
 	}
 	// The command's own process is gone: what it started goes too, as a
@@ -300,13 +368,33 @@ loop:
 	if err := group.Kill(); err != nil {
 		s.j.log.Error("kill command", "box", s.b.id, "err", err)
 	}
+	if note != nil {
+		if note.finish() {
+			// It started and ended before the loop heard of it: its
+			// Control still says it ran.
+			control()
+		}
+		if running && cmd.Control != nil {
+			// Before its descriptors close (here and in discard).
+			cmd.Control.end()
+		}
+	}
 	// Every writer of the output pipes is dead, unless another command was
-	// handed them: read what is left, for a bounded time.
+	// handed them: read what is left, for a bounded time. (A terminal's
+	// master reads EIO once the last slave has closed.)
 	_ = pipes.stdout.SetReadDeadline(time.Now().Add(drainGrace))
-	_ = pipes.stderr.SetReadDeadline(time.Now().Add(drainGrace))
+	if pipes.stderr != nil {
+		_ = pipes.stderr.SetReadDeadline(time.Now().Add(drainGrace))
+	}
 	readers.Wait()
-	stdin.Close() // a feeder blocked on a command that never read
-	<-fed
+	if pipes.tty {
+		// A feeder blocked on a terminal nobody reads fails now; one
+		// blocked in the caller's Read is not waited for.
+		_ = stdin.SetWriteDeadline(time.Now())
+	} else {
+		stdin.Close() // a feeder blocked on a command that never read
+		<-fed
+	}
 	if st, err := group.Stats(); err == nil {
 		usage = st.Since(base)
 		usage.OOMKills = oomKills(usage)

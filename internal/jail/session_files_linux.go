@@ -52,8 +52,18 @@ func (s *Session) ReadFile(ctx context.Context, path string, max int64) ([]byte,
 // with mode's permission bits (0: 0644). The session's file size and disk
 // limits hold (EFBIG, ENOSPC).
 func (s *Session) WriteFile(ctx context.Context, path string, data []byte, mode uint32) error {
+	return s.writeFile(ctx, path, data, mode, false)
+}
+
+// WriteFileDirs is WriteFile that first makes the missing directories of
+// path (0755, owned by the box's user; at most 32 levels).
+func (s *Session) WriteFileDirs(ctx context.Context, path string, data []byte, mode uint32) error {
+	return s.writeFile(ctx, path, data, mode, true)
+}
+
+func (s *Session) writeFile(ctx context.Context, path string, data []byte, mode uint32, parents bool) error {
 	rep, err := s.fileCall(ctx, boxinit.SessionRequest{Op: boxinit.OpWrite, Path: boxinit.Exact{path},
-		Max: int64(len(data)), Mode: mode}, false,
+		Max: int64(len(data)), Mode: mode, Parents: parents}, false,
 		func(w *os.File) {
 			// Fails with EPIPE when init refused the file before reading.
 			_, _ = w.Write(data)

@@ -23,6 +23,7 @@ import (
 // Jail is what the runner needs of the jail.
 type Jail interface {
 	Run(ctx context.Context, spec jail.Spec) (jail.Result, error)
+	OpenSession(ctx context.Context, spec jail.SessionSpec) (*jail.Session, error)
 }
 
 var _ Jail = (*jail.Jail)(nil)
@@ -70,6 +71,8 @@ type Request struct {
 	CompileLimits jail.Limits
 	Outputs       []string // patterns of workspace files to return
 	Cases         []Case
+	// Stream, when set, receives progress and output as they happen.
+	Stream *Stream
 }
 
 // Verdicts of a case besides the run's own status.
@@ -181,12 +184,15 @@ func tooBig(res *jail.Result, bytes, inodes, disk int64) {
 // runAll runs the program once per case, or once when there are none (then
 // collecting the requested outputs).
 func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []jail.File, lim jail.Limits, req Request) ([]CaseResult, *jail.Result, error) {
+	stdout, stderr := req.Stream.tees()
 	if len(req.Cases) > 0 {
 		cases := make([]CaseResult, 0, len(req.Cases))
-		for _, c := range req.Cases {
+		for i, c := range req.Cases {
+			req.Stream.stage("case", i)
 			res, err := r.jail.Run(ctx, jail.Spec{
 				Argv: append(append([]string{}, argv...), c.Args...), Env: envv,
 				Stdin: bytes.NewReader(c.Stdin), Files: workspace, Limits: lim,
+				StdoutTee: stdout, StderrTee: stderr,
 			})
 			if err != nil {
 				return nil, nil, err
@@ -195,9 +201,11 @@ func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []ja
 		}
 		return cases, nil, nil
 	}
+	req.Stream.stage("run", 0)
 	res, err := r.jail.Run(ctx, jail.Spec{
 		Argv: append(append([]string{}, argv...), req.Args...), Env: envv,
-		Stdin: bytes.NewReader(req.Stdin), Files: workspace, Limits: lim,
+		Stdin: req.Stream.stdin(req.Stdin), Files: workspace, Limits: lim,
+		StdoutTee: stdout, StderrTee: stderr,
 		Collect: collectFor(req.Outputs),
 	})
 	if err != nil {
@@ -254,9 +262,14 @@ func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, n
 	if err != nil {
 		return nil, false, err
 	}
+	req.Stream.stage("compile", 0)
+	streamed := false
 	do := func(ctx context.Context) (*artifact, error) {
+		streamed = true
+		stdout, stderr := req.Stream.tees()
 		res, err := r.jail.Run(ctx, jail.Spec{
 			Argv: argv, Env: append(append([]string{}, e.Env...), req.Env...), Files: toJailFiles(req.Files), Limits: lim,
+			StdoutTee: stdout, StderrTee: stderr,
 			// Everything the compiler left in the workspace is the program.
 			Collect: &jail.Collect{Patterns: []string{"**"}, MaxFiles: 4096, MaxBytes: lim.Disk, MaxDepth: 32},
 		})
@@ -274,11 +287,29 @@ func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, n
 		}
 		return a, nil
 	}
+	var a *artifact
+	var cached bool
 	if r.cache == nil {
-		a, err := do(ctx)
-		return a, false, err
+		a, err = do(ctx)
+	} else {
+		a, cached, err = r.cache.Get(ctx, compileKey(e, argv, lim, req), do)
 	}
-	return r.cache.Get(ctx, compileKey(e, argv, lim, req), do)
+	if err == nil && !streamed {
+		// Compiled by another request, or earlier: its output, at once.
+		replay(req.Stream, a.result)
+	}
+	return a, cached, err
+}
+
+// replay writes a finished step's output to a stream.
+func replay(st *Stream, res jail.Result) {
+	stdout, stderr := st.tees()
+	if stdout != nil && len(res.Stdout) > 0 {
+		_, _ = stdout.Write(res.Stdout)
+	}
+	if stderr != nil && len(res.Stderr) > 0 {
+		_, _ = stderr.Write(res.Stderr)
+	}
 }
 
 // compileKey identifies a compile: the environment and its version, the
@@ -374,5 +405,9 @@ var DefaultLimits = jail.Defaults
 // Result is one box's outcome (the jail's type).
 type Result = jail.Result
 
-// StatusOK is the jail's status of a program that exited 0.
-const StatusOK = jail.StatusOK
+// Statuses of a Result (the jail's).
+const (
+	StatusOK        = jail.StatusOK
+	StatusTimeLimit = jail.StatusTimeLimit
+	StatusSignaled  = jail.StatusSignaled
+)

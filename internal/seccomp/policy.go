@@ -84,10 +84,14 @@ const (
 // Terminal ioctls that inject input or drive the console: TIOCSTI pushes
 // bytes into a terminal's input queue (the classic sandbox escape through a
 // shared tty, CVE-2016-7545 and CVE-2017-5226); TIOCLINUX can do the same on
-// virtual consoles.
+// virtual consoles. TIOCSETD attaches a line discipline to a terminal (a
+// session command may have one): rarely used kernel code, loaded on demand
+// where dev.tty.ldisc_autoload is set, with a history of local privilege
+// escalations through a pty (n_hdlc CVE-2017-2636, n_gsm CVE-2023-6546).
 const (
 	tiocsti   = 0x5412
 	tioclinux = 0x541c
+	tiocsetd  = 0x5423
 )
 
 // An ArgCheck says which values of one 32-bit argument are allowed. Arguments
@@ -247,7 +251,7 @@ func Default() Policy {
 		Conditional: map[string]Rule{
 			// Threads and fork, never new namespaces.
 			"clone": {Checks: []ArgCheck{{Arg: 0, MaskZero: CloneNamespaceFlags}}},
-			"ioctl": {Checks: []ArgCheck{{Arg: 1, NoneOf: []uint32{tiocsti, tioclinux}}}},
+			"ioctl": {Checks: []ArgCheck{{Arg: 1, NoneOf: []uint32{tiocsti, tioclinux, tiocsetd}}}},
 			// The values Docker's default profile allows: plain Linux, UNAME26,
 			// ADDR_NO_RANDOMIZE and the query. Others (READ_IMPLIES_EXEC…)
 			// weaken memory protections.

@@ -128,6 +128,9 @@ func TestDefaultPolicyDecisions(t *testing.T) {
 		{"ioctl TIOCSTI", call("ioctl", 0, 0x5412), eperm},
 		{"ioctl TIOCSTI with high bits", call("ioctl", 0, 1<<32|0x5412), eperm},
 		{"ioctl TIOCLINUX", call("ioctl", 0, 0x541c), eperm},
+		{"ioctl TIOCSETD", call("ioctl", 0, 0x5423), eperm},
+		{"ioctl TIOCSCTTY", call("ioctl", 0, 0x540e), allow},
+		{"ioctl TIOCSWINSZ", call("ioctl", 0, 0x5414), allow},
 		// Transport protocols: TCP and UDP only, whatever the type flags.
 		{"tcp socket, protocol IPPROTO_TCP", call("socket", 2, 1, 6), allow},
 		{"udp6 socket, protocol IPPROTO_UDP", call("socket", 10, 2|0x800, 17), allow},

@@ -200,8 +200,9 @@ const (
 	// it has ended, a second reply has Exited.
 	OpFork = "fork"
 	// OpStart gives a forked first stage (in its cgroup by now) its
-	// command: Argv, Env, Dir, Rlimits, and descriptors stdin, stdout,
-	// stderr. A command that cannot be found is an ExecError reply.
+	// command: Argv, Env, Dir, Rlimits, TTY, and descriptors stdin,
+	// stdout, stderr (and with Notify a fourth). A command that cannot be
+	// found is an ExecError reply.
 	OpStart = "start"
 	// OpAbort makes a forked first stage exit without executing.
 	OpAbort = "abort"
@@ -213,7 +214,8 @@ const (
 	// request's descriptor, a pipe's write end.
 	OpRead = "read"
 	// OpWrite creates or replaces a regular file with exactly Max bytes
-	// read from the request's descriptor, a pipe's read end.
+	// read from the request's descriptor, a pipe's read end; with Parents,
+	// the missing directories of its path are made first.
 	OpWrite = "write"
 	// OpList sends a directory's entries as JSON lines (ListEntry) on the
 	// request's descriptor, at most Max of them.
@@ -238,6 +240,8 @@ type SessionRequest struct {
 	Path Exact  `json:"path,omitempty"`
 	Max  int64  `json:"max,omitempty"`
 	Mode uint32 `json:"mode,omitempty"`
+	// Parents makes the missing directories of an OpWrite's path.
+	Parents bool `json:"parents,omitempty"`
 	// Rlimits of a start are the command's own (RLIMIT_NOFILE, RLIMIT_CPU,
 	// RLIMIT_NPROC): its first stage sets them on itself before it
 	// executes (RLIMIT_NPROC then holds the command's forks, as in a
@@ -245,6 +249,14 @@ type SessionRequest struct {
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// TimeoutNanos bounds a file operation inside init.
 	TimeoutNanos int64 `json:"timeout_ns,omitempty"`
+	// TTY: a start's stdin is a terminal, which the first stage makes
+	// its controlling terminal.
+	TTY bool `json:"tty,omitempty"`
+	// Notify: a start carries a fourth descriptor, a pipe's write end, on
+	// which the first stage writes one byte just before it executes the
+	// command (after its byte to init), so that the supervisor knows the
+	// command runs while it runs.
+	Notify bool `json:"notify,omitempty"`
 }
 
 // SessionReply is one message from init on a session's channel.
@@ -278,6 +290,8 @@ type ShimCommand struct {
 	Env     Exact    `json:"env"`
 	Dir     Exact    `json:"dir"`
 	Rlimits []Rlimit `json:"rlimits"`
+	TTY     bool     `json:"tty,omitempty"`    // see SessionRequest
+	Notify  bool     `json:"notify,omitempty"` // see SessionRequest
 }
 
 // ListEntry is one directory entry of OpList. Name is carried exactly.

@@ -53,7 +53,12 @@ func (s *server) fileOp(q SessionRequest, fds []int) (rep SessionReply) {
 		case OpRead:
 			rep.Size, err = readFileTo(root, rel, q.Max, fds[0], deadline)
 		case OpWrite:
-			err = s.writeFileFrom(root, rel, q.Max, q.Mode, fds[0], deadline)
+			if q.Parents {
+				err = s.makeParents(root, rel)
+			}
+			if err == nil {
+				err = s.writeFileFrom(root, rel, q.Max, q.Mode, fds[0], deadline)
+			}
 		case OpList:
 			rep.Size, rep.Truncated, err = listTo(root, rel, q.Max, fds[0], deadline)
 		case OpRemove:
@@ -94,8 +99,13 @@ func (s *server) resolve(p string) (int, string, error) {
 // openIn opens rel beneath root; see fileOp for the flags. openat2 answers
 // EAGAIN when a rename raced the resolution: tried again a few times.
 func openIn(root int, rel string, flags uint64, mode uint32) (int, error) {
+	extra := uint64(unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK)
+	if flags&unix.O_PATH != 0 {
+		// openat2 takes no other flags with O_PATH (EINVAL).
+		extra &^= unix.O_NONBLOCK
+	}
 	how := &unix.OpenHow{
-		Flags: flags | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK,
+		Flags: flags | extra,
 		Mode:  uint64(mode),
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS |
 			unix.RESOLVE_NO_XDEV,
@@ -227,6 +237,57 @@ func (s *server) writeFileFrom(root int, rel string, size int64, mode uint32, in
 		return fmt.Errorf("write %s: %d of %d bytes arrived: %w", shortName(rel), done, size, unix.EIO)
 	}
 	return nil
+}
+
+// makeParents makes the missing directories of rel's parent, one level at
+// a time beneath root, owned by the box's user. Each level is opened with
+// the same rules as any path (no symlink, no other mount), so a directory
+// the program swaps for a symlink meanwhile stops it.
+func (s *server) makeParents(root int, rel string) error {
+	dir := path.Dir(path.Clean(rel))
+	if dir == "." {
+		return nil
+	}
+	if dir == ".." || strings.HasPrefix(dir, "../") || strings.HasPrefix(dir, "/") {
+		return fmt.Errorf("%s: %w", shortName(rel), unix.EXDEV)
+	}
+	parts := strings.Split(dir, "/")
+	if len(parts) > maxParentDepth {
+		return fmt.Errorf("%s: more than %d directory levels: %w", shortName(rel), maxParentDepth, unix.EINVAL)
+	}
+	pfd := root
+	for i, name := range parts {
+		fd, err := openIn(pfd, name, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if errors.Is(err, unix.ENOENT) {
+			if err := unix.Mkdirat(pfd, name, 0o755); err != nil && err != unix.EEXIST {
+				closeUnlessRoot(pfd, root)
+				return fmt.Errorf("mkdir %s: %w", shortName(strings.Join(parts[:i+1], "/")), err)
+			}
+			fd, err = openIn(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			if err == nil {
+				err = unix.Fchown(fd, s.uid, s.gid)
+			}
+		}
+		closeUnlessRoot(pfd, root)
+		if err != nil {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			return err
+		}
+		pfd = fd
+	}
+	closeUnlessRoot(pfd, root)
+	return nil
+}
+
+// maxParentDepth bounds the directories one write may make.
+const maxParentDepth = 32
+
+func closeUnlessRoot(fd, root int) {
+	if fd != root {
+		unix.Close(fd)
+	}
 }
 
 // listTo sends a directory's entries, at most max, as JSON lines on out.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -49,6 +50,16 @@ func Main() {
 	// every descriptor above stdio close-on-exec (runc CVE-2024-21626 leaked
 	// a host directory descriptor into the container).
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	// Every program starts with every signal at its default action. The
+	// spawner ignores SIGINT and SIGHUP (and whatever started the
+	// supervisor may have too, nohup or a shell's background job); an
+	// ignored signal stays ignored across fork and exec, and Go keeps
+	// those two ignored when it finds them so. A program would then shrug
+	// off ^C on its terminal and a session's Signal(SIGINT). Caught here,
+	// they are reset to the default in every child (Go's fork resets the
+	// signals it handles, as execve does); nobody reads the channel, so
+	// init itself still ignores them.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGHUP)
 
 	rep := &reporter{fd: ReportFD}
 	code, err := run(rep)

@@ -268,7 +268,7 @@ func (s *server) start(q SessionRequest, fds []int) {
 		fail(SessionReply{Exited: true})
 		return
 	}
-	if c.sock < 0 || len(fds) != 3 || len(q.Argv) == 0 || len(q.Dir) != 1 {
+	if c.sock < 0 || len(fds) != shimFDs(q.Notify) || len(q.Argv) == 0 || len(q.Dir) != 1 {
 		fail(SessionReply{Error: "malformed start request"})
 		return
 	}
@@ -277,7 +277,7 @@ func (s *server) start(q SessionRequest, fds []int) {
 		fail(SessionReply{ExecError: bounded(err.Error())})
 		return
 	}
-	b, err := json.Marshal(ShimCommand{Path: path, Argv: q.Argv, Env: q.Env, Dir: q.Dir, Rlimits: q.Rlimits})
+	b, err := json.Marshal(ShimCommand{Path: path, Argv: q.Argv, Env: q.Env, Dir: q.Dir, Rlimits: q.Rlimits, TTY: q.TTY, Notify: q.Notify})
 	if err != nil || len(b) > MaxConfig {
 		fail(SessionReply{Error: "command too large"})
 		return
@@ -386,30 +386,47 @@ func execShim() {
 	// from) until the command's own replaces it.
 	setName(StageName)
 	cmd, fds, err := readShimCommand(3)
-	if err != nil || len(fds) != 3 || len(cmd.Argv) == 0 || len(cmd.Dir) != 1 {
+	if err != nil || len(fds) != shimFDs(cmd.Notify) || len(cmd.Argv) == 0 || len(cmd.Dir) != 1 {
 		os.Exit(126)
 	}
 	// The command's stdio: moved clear of 0-2 first (received descriptors
 	// take the lowest free numbers), then onto them, without close-on-exec.
+	// The notification pipe stays where it is, close-on-exec.
 	for i := range fds {
 		if fd, err := unix.FcntlInt(uintptr(fds[i]), unix.F_DUPFD_CLOEXEC, 10); err == nil {
 			unix.Close(fds[i])
 			fds[i] = fd
 		}
 	}
-	for i, fd := range fds {
+	for i, fd := range fds[:3] {
 		if err := unix.Dup3(fd, i, 0); err != nil {
 			os.Exit(126)
 		}
 		unix.Close(fd)
 	}
 	// From here on the command has started, whatever happens to it: one
-	// byte back to init says so (see reap in serveSession).
+	// byte back to init says so (see reap in serveSession); then one to
+	// the supervisor, when it asked (never before init's: a command that
+	// the supervisor saw start is one init saw start, never run twice).
 	_ = writeAll(3, []byte{1})
 	unix.Close(3)
+	if cmd.Notify {
+		_ = writeAll(fds[3], []byte{1})
+		unix.Close(fds[3])
+	}
 	fail := func(what string, err error) {
 		os.Stderr.WriteString("runbox: cannot execute " + shortName(cmd.Argv[0]) + ": " + what + ": " + err.Error() + "\n")
 		os.Exit(127)
+	}
+	if cmd.TTY {
+		// The terminal becomes this process's controlling terminal, for
+		// job control and for ^C and ^Z typed into it. The process leads
+		// a session of its own with none (init forks it with Setsid), the
+		// terminal is a fresh one that leads no other session, so no
+		// privilege is needed (and arg 0 steals from nobody).
+		if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+			fail("controlling terminal", err)
+		}
 	}
 	// The command's own limits. Set from inside: the supervisor lacks
 	// CAP_SYS_RESOURCE on some hosts. (Its oom_score_adj is set from
@@ -421,6 +438,15 @@ func execShim() {
 		fail("chdir "+shortName(cmd.Dir[0]), err)
 	}
 	fail("exec", syscall.Exec(cmd.Path, cmd.Argv, cmd.Env))
+}
+
+// shimFDs is how many descriptors come with a command: stdin, stdout,
+// stderr, and the notification pipe when asked for.
+func shimFDs(notify bool) int {
+	if notify {
+		return 4
+	}
+	return 3
 }
 
 // StageName is a waiting first stage's name in /proc/<pid>/comm.

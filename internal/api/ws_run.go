@@ -1,0 +1,254 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+
+	"github.com/coder/websocket"
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/runbox-dev/runbox/internal/result"
+	"github.com/runbox-dev/runbox/internal/runner"
+)
+
+// runStream serves GET /v1/run/stream: the first message is a /v1/run body
+// (validated as POST /v1/run validates it, held in the memory budget,
+// waiting for a box in the same queue); then the run's steps and output
+// arrive as they happen, stdin messages feed the run, and the last message
+// is the /v1/run response.
+func (s *Server) runStream(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, ok := s.accept(w, r, s.cfg.MaxBodyBytes)
+	if !ok {
+		return
+	}
+	defer c.CloseNow()
+	k := &socket{c: c, timeout: s.cfg.WriteTimeout}
+	t := &ticket{b: s.budget}
+	defer func() {
+		t.release()
+		s.metrics.reserved.Set(float64(s.budget.inUse()))
+	}()
+	req, err := s.firstRun(ctx, c, t)
+	if err != nil {
+		k.fail(ctx, err, websocket.StatusPolicyViolation)
+		return
+	}
+	release, err := s.queue.acquire(ctx, s.metrics)
+	if err != nil {
+		if errors.Is(err, errQueueFull) {
+			k.fail(ctx, busy(ctx, "all boxes are busy and the queue is full; retry later"), websocket.StatusTryAgainLater)
+		}
+		return
+	}
+	defer release()
+
+	out := &outbox{wake: make(chan struct{}, 1)}
+	stdinR, stdinW := io.Pipe()
+	req.Stream = &runner.Stream{
+		Stage: func(step string, index int) {
+			m := WSOut{Type: "stage", Stage: step}
+			if step == "case" {
+				m.Index = &index
+			}
+			out.push(m, nil)
+		},
+		Stdout: streamWriter{out, "stdout"},
+		Stderr: streamWriter{out, "stderr"},
+		Stdin:  stdinR,
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	// The client's messages: stdin for the run.
+	go func() {
+		defer stdinW.Close()
+		for {
+			var m WSIn
+			if _, err := readJSON(rctx, c, &m); err != nil {
+				if rctx.Err() == nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+					k.warn(rctx, invalid(rctx, "message", err.Error()))
+					continue
+				}
+				stop() // the client went: the run is cancelled
+				return
+			}
+			switch m.Type {
+			case "stdin":
+				b, err := stdinBytes(m)
+				if err != nil {
+					k.warn(rctx, invalid(rctx, "message.data", err.Error()))
+					continue
+				}
+				if _, err := stdinW.Write(b); err != nil {
+					k.warn(rctx, problem(rctx, http.StatusConflict, "stdin is closed", "message", "the program's input is closed"))
+				}
+			case "close_stdin":
+				stdinW.Close()
+			default:
+				k.warn(rctx, invalid(rctx, "message.type", "stdin or close_stdin"))
+			}
+		}
+	}()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		out.drain(rctx, k)
+	}()
+	resp, err := s.run.Run(rctx, req)
+	stdinR.CloseWithError(runner.ErrCommandEnded)
+	if err != nil {
+		out.close(nil)
+		<-sent
+		k.fail(ctx, s.runError(ctx, req, err), websocket.StatusInternalError)
+		return
+	}
+	var buf bytes.Buffer
+	rw := result.NewWriter(&buf)
+	encodeRun(rw, resp)
+	_ = rw.Flush()
+	out.close(&WSOut{Type: "done", Response: json.RawMessage(buf.Bytes())})
+	<-sent
+	_ = c.Close(websocket.StatusNormalClosure, "")
+}
+
+// firstRun reads and checks the first message of a run stream.
+func (s *Server) firstRun(ctx context.Context, c *websocket.Conn, t *ticket) (runner.Request, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	defer cancel()
+	typ, body, err := c.Read(rctx)
+	if err != nil {
+		return runner.Request{}, invalid(ctx, "message", "no /v1/run body arrived in time: "+err.Error())
+	}
+	if typ != websocket.MessageText {
+		return runner.Request{}, invalid(ctx, "message", "messages are JSON text")
+	}
+	values, rule := scanJSON(body, s.maxValues, maxJSONDepth)
+	if rule != "" {
+		return runner.Request{}, invalid(ctx, "body", rule)
+	}
+	if !t.resize(decodeFactor*int64(len(body)) + int64(values)*valueBytes) {
+		return runner.Request{}, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
+	}
+	t.bodyLen = int64(len(body))
+	// The schema's rules first, as huma checks a POST /v1/run body.
+	var raw map[string]any
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return runner.Request{}, invalid(ctx, "body", "not a JSON object: "+err.Error())
+	}
+	delete(raw, "type") // a client may tag its first message
+	reg := s.hapi.OpenAPI().Components.Schemas
+	schema := reg.Schema(reflect.TypeOf(RunBody{}), true, "RunBody")
+	res := &huma.ValidateResult{}
+	huma.Validate(reg, schema, huma.NewPathBuffer([]byte("body"), 4), huma.ModeWriteToServer, raw, res)
+	if len(res.Errors) > 0 {
+		p := problem(ctx, http.StatusUnprocessableEntity, "validation failed", "", "").(*Problem)
+		p.Errors = nil
+		for _, e := range res.Errors {
+			var d *huma.ErrorDetail
+			if errors.As(e, &d) {
+				p.Errors = append(p.Errors, d)
+			}
+		}
+		return runner.Request{}, p
+	}
+	var b RunBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return runner.Request{}, invalid(ctx, "body", err.Error())
+	}
+	req, need, err := s.validate(context.WithValue(ctx, ticketKey{}, t), &b)
+	if err != nil {
+		return req, err
+	}
+	if !t.resize(need) {
+		return req, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
+	}
+	s.metrics.reserved.Set(float64(s.budget.inUse()))
+	return req, nil
+}
+
+// outbox queues a run stream's messages for the socket. Its producers
+// never block (the runner's output readers write into it); what it holds
+// is bounded by the run's output limits, counted in the request's budget.
+type outbox struct {
+	mu     sync.Mutex
+	msgs   []WSOut
+	data   [][]byte
+	closed bool
+	last   *WSOut
+	wake   chan struct{}
+}
+
+func (o *outbox) push(m WSOut, data []byte) {
+	o.mu.Lock()
+	o.msgs = append(o.msgs, m)
+	o.data = append(o.data, data)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the queue; last, when set, is sent after everything else.
+func (o *outbox) close(last *WSOut) {
+	o.mu.Lock()
+	o.closed, o.last = true, last
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain sends the queue until it is closed and empty.
+func (o *outbox) drain(ctx context.Context, k *socket) {
+	for {
+		o.mu.Lock()
+		msgs, data, closed, last := o.msgs, o.data, o.closed, o.last
+		o.msgs, o.data = nil, nil
+		o.mu.Unlock()
+		for i, m := range msgs {
+			var err error
+			if data[i] != nil {
+				err = k.sendData(ctx, m.Type, data[i])
+			} else {
+				err = k.send(ctx, m)
+			}
+			if err != nil {
+				return
+			}
+		}
+		if closed && len(msgs) == 0 {
+			if last != nil {
+				_ = k.send(ctx, *last)
+			}
+			return
+		}
+		if len(msgs) > 0 {
+			continue
+		}
+		select {
+		case <-o.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// streamWriter is a runner stream's output into an outbox.
+type streamWriter struct {
+	o      *outbox
+	stream string
+}
+
+func (w streamWriter) Write(p []byte) (int, error) {
+	w.o.push(WSOut{Type: w.stream}, bytes.Clone(p))
+	return len(p), nil
+}
