@@ -383,6 +383,18 @@ func (s *Server) startCommand(ctx context.Context, in *struct {
 			Body   any
 		}{http.StatusAccepted, CommandStarted{CommandID: c.ID, URL: "/v1/sessions/" + ss.ID + "/commands/" + c.ID}}, nil
 	}
+	// The result (both streams at their worst) is held until written:
+	// counted in the memory budget, as a run's answer is.
+	if t := ticketFrom(ctx); t != nil {
+		out := spec.Limits.Output
+		if out == 0 {
+			out = ss.Info().Limits.Output
+		}
+		if !t.resize(inputFactor*t.bodyLen + 2*out) {
+			return nil, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
+		}
+		s.metrics.reserved.Set(float64(s.budget.inUse()))
+	}
 	s.setWriteDeadline(ctx, time.Time{})
 	_, res, err := ss.Exec(ctx, spec)
 	s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))
@@ -399,24 +411,24 @@ func (s *Server) startCommand(ctx context.Context, in *struct {
 }
 
 // sessionRun checks a /v1/run body for a session run: the language
-// defaults to the session's; outputs are not collected.
-func (s *Server) sessionRun(ctx context.Context, ss *session.Session, b *RunBody) (runner.Request, error) {
+// defaults to the session's; outputs are not collected. need is what the
+// request will hold of the memory budget, as validate counts it.
+func (s *Server) sessionRun(ctx context.Context, ss *session.Session, b *RunBody) (runner.Request, int64, error) {
 	if b.Language == "" && len(b.Command) == 0 {
 		b.Language = ss.Info().Language
 	}
 	if len(b.Outputs) > 0 {
-		return runner.Request{}, invalid(ctx, "body.outputs", "a session run leaves its files in the session: read them with GET /v1/sessions/{id}/files/{path}")
+		return runner.Request{}, 0, invalid(ctx, "body.outputs", "a session run leaves its files in the session: read them with GET /v1/sessions/{id}/files/{path}")
 	}
 	for _, l := range []struct {
 		loc string
 		in  *LimitsIn
 	}{{"body.limits", b.Limits}, {"body.compile_limits", b.CompileLimits}} {
 		if l.in != nil && (l.in.MemoryBytes != nil || l.in.Processes != nil || l.in.FileSizeBytes != nil || l.in.DiskBytes != nil) {
-			return runner.Request{}, invalid(ctx, l.loc, "memory_bytes, processes, file_size_bytes and disk_bytes are the session's, set when it is created")
+			return runner.Request{}, 0, invalid(ctx, l.loc, "memory_bytes, processes, file_size_bytes and disk_bytes are the session's, set when it is created")
 		}
 	}
-	req, _, err := s.validate(ctx, b)
-	return req, err
+	return s.validate(ctx, b)
 }
 
 func (s *Server) runInSession(ctx context.Context, in *struct {
@@ -427,11 +439,19 @@ func (s *Server) runInSession(ctx context.Context, in *struct {
 	if err != nil {
 		return nil, err
 	}
-	req, err := s.sessionRun(ctx, ss, &in.Body)
+	req, need, err := s.sessionRun(ctx, ss, &in.Body)
 	if err != nil {
 		return nil, err
 	}
 	in.Body = RunBody{}
+	// The answer (every step's output, at its worst) is held as a run's
+	// is: counted in the memory budget before the run.
+	if t := ticketFrom(ctx); t != nil {
+		if !t.resize(need) {
+			return nil, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
+		}
+		s.metrics.reserved.Set(float64(s.budget.inUse()))
+	}
 	s.setWriteDeadline(ctx, time.Time{})
 	resp, err := ss.Run(ctx, req)
 	s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -164,6 +162,16 @@ func (k *socket) fail(ctx context.Context, err error, code websocket.StatusCode)
 	_ = k.c.Close(code, truncateReason(p.Detail))
 }
 
+// closeCode is the close code for a problem: the client's fault (4xx) is
+// a policy violation, runbox's an internal error.
+func closeCode(err error) websocket.StatusCode {
+	var p *Problem
+	if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 {
+		return websocket.StatusPolicyViolation
+	}
+	return websocket.StatusInternalError
+}
+
 // warn sends an error message; the socket goes on.
 func (k *socket) warn(ctx context.Context, err error) {
 	var p *Problem
@@ -183,6 +191,10 @@ func truncateReason(s string) string {
 	return s
 }
 
+// errBadMessage marks a client message that arrived whole but is not a
+// valid one: the socket goes on.
+var errBadMessage = errors.New("bad message")
+
 // readJSON reads one message of the client into v.
 func readJSON(ctx context.Context, c *websocket.Conn, v any) ([]byte, error) {
 	typ, b, err := c.Read(ctx)
@@ -190,12 +202,12 @@ func readJSON(ctx context.Context, c *websocket.Conn, v any) ([]byte, error) {
 		return nil, err
 	}
 	if typ != websocket.MessageText {
-		return b, errors.New("messages are JSON text")
+		return b, fmt.Errorf("%w: messages are JSON text", errBadMessage)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return b, fmt.Errorf("not a valid message: %v", err)
+		return b, fmt.Errorf("%w: not a valid message: %v", errBadMessage, err)
 	}
 	return b, nil
 }
@@ -250,6 +262,11 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			spec.TTY = &runner.TTY{Rows: uint16(first.PTY.Rows), Cols: uint16(first.PTY.Cols)}
+			if spec.Limits.WallTime == 0 {
+				// A terminal is for a person: it lives as long as a
+				// command may (command_max_wall_time), unless asked.
+				spec.Limits.WallTime = max(s.cfg.Maxima.WallTime, s.cfg.CommandMaxWallTime)
+			}
 		}
 		// It lives on if the socket goes: attach to it again.
 		spec.OpenStdin, spec.Background = true, true
@@ -277,10 +294,7 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 		for {
 			var m WSIn
 			if _, err := readJSON(rctx, c, &m); err != nil {
-				if rctx.Err() != nil || websocket.CloseStatus(err) != -1 || errors.Is(err, io.EOF) {
-					return
-				}
-				if strings.Contains(err.Error(), "not a valid message") || strings.Contains(err.Error(), "JSON text") {
+				if errors.Is(err, errBadMessage) && rctx.Err() == nil {
 					k.warn(rctx, invalid(rctx, "message", err.Error()))
 					continue
 				}

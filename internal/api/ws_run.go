@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"reflect"
 	"sync"
@@ -72,7 +71,7 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request) {
 		for {
 			var m WSIn
 			if _, err := readJSON(rctx, c, &m); err != nil {
-				if rctx.Err() == nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				if errors.Is(err, errBadMessage) && rctx.Err() == nil {
 					k.warn(rctx, invalid(rctx, "message", err.Error()))
 					continue
 				}
@@ -106,7 +105,8 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		out.close(nil)
 		<-sent
-		k.fail(ctx, s.runError(ctx, req, err), websocket.StatusInternalError)
+		perr := s.runError(ctx, req, err)
+		k.fail(ctx, perr, closeCode(perr))
 		return
 	}
 	var buf bytes.Buffer
@@ -185,10 +185,21 @@ type outbox struct {
 	wake   chan struct{}
 }
 
+// push queues a message; data, when set, is copied. Output that waits
+// for the socket joins the output queued before it (same stream, up to a
+// message's bound): a program that writes a byte at a time must not make
+// the queue hold a message per byte, many times its output limit.
 func (o *outbox) push(m WSOut, data []byte) {
 	o.mu.Lock()
-	o.msgs = append(o.msgs, m)
-	o.data = append(o.data, data)
+	if n := len(o.msgs); data != nil && n > 0 && o.data[n-1] != nil && o.msgs[n-1].Type == m.Type && len(o.data[n-1])+len(data) <= wsChunkBytes {
+		o.data[n-1] = append(o.data[n-1], data...)
+	} else {
+		if data != nil {
+			data = bytes.Clone(data)
+		}
+		o.msgs = append(o.msgs, m)
+		o.data = append(o.data, data)
+	}
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
@@ -249,6 +260,8 @@ type streamWriter struct {
 }
 
 func (w streamWriter) Write(p []byte) (int, error) {
-	w.o.push(WSOut{Type: w.stream}, bytes.Clone(p))
+	if len(p) > 0 {
+		w.o.push(WSOut{Type: w.stream}, p)
+	}
 	return len(p), nil
 }

@@ -34,10 +34,11 @@ type CommandSpec struct {
 	// the terminal shows (echoed input included) is Stdout, kept and teed
 	// as a stream's output is; Stderr stays empty. Stdin is typed into it
 	// once the command has started, and its end is the terminal's EOF
-	// character (^D), not a hang-up; a nil Stdin is an EOF at once. Exec
-	// does not wait for a Read of Stdin still blocked when the command
-	// ends: that Read's bytes are dropped, and the Reader is the caller's
-	// to end.
+	// character (^D), not a hang-up; a nil Stdin is an EOF at once.
+	//
+	// With or without a TTY, Exec does not wait for a Read of Stdin still
+	// blocked when the command ends: that Read's bytes are dropped, and
+	// the Reader is the caller's to end.
 	TTY *TTY
 	// Control, when set, is how the caller signals the command or resizes
 	// its terminal while it runs. One Control serves one Exec.

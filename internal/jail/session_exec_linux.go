@@ -392,8 +392,20 @@ loop:
 		// blocked in the caller's Read is not waited for.
 		_ = stdin.SetWriteDeadline(time.Now())
 	} else {
-		stdin.Close() // a feeder blocked on a command that never read
-		<-fed
+		// A feeder blocked on a command that never read fails now; one
+		// blocked in the caller's Read is not waited for (the caller
+		// ends its Reader: a socket's stdin stays open until the client
+		// closes it, long after the command may have ended). A command
+		// whose stage died before it started is run again only once
+		// the feeder is done, so that no two feeders read the Reader.
+		stdin.Close()
+		if errors.Is(failure, errStageGone) {
+			select {
+			case <-fed:
+			case <-time.After(drainGrace):
+				failure = errors.New("the command's first stage was killed before it started, while its stdin was being read")
+			}
+		}
 	}
 	if st, err := group.Stats(); err == nil {
 		usage = st.Since(base)

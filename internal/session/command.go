@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +54,8 @@ type Command struct {
 
 	mu       sync.Mutex
 	log      []Chunk // output in order, bounded by the command's output limit per stream; kept for attach
+	starts   []int   // the offset of each chunk's first byte in the whole output
+	total    int     // bytes in the log
 	changed  chan struct{}
 	finished time.Time
 	result   *runner.Result
@@ -168,28 +171,52 @@ type logWriter struct {
 }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.c.mu.Lock()
-	w.c.log = append(w.c.log, Chunk{Stream: w.stream, Data: bytes.Clone(p)})
-	w.c.notifyLocked()
-	w.c.mu.Unlock()
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c := w.c
+	c.mu.Lock()
+	// A program that writes a byte at a time must not cost a chunk a
+	// byte: output joins the last chunk of its stream, up to maxChunk.
+	// Bytes a reader was given are never changed (only appended after).
+	if n := len(c.log); n > 0 && c.log[n-1].Stream == w.stream && len(c.log[n-1].Data)+len(p) <= maxChunk {
+		c.log[n-1].Data = append(c.log[n-1].Data, p...)
+	} else {
+		c.log = append(c.log, Chunk{Stream: w.stream, Data: append(make([]byte, 0, max(len(p), 512)), p...)})
+		c.starts = append(c.starts, c.total)
+	}
+	c.total += len(p)
+	c.notifyLocked()
+	c.mu.Unlock()
 	return len(p), nil
 }
+
+// maxChunk bounds the chunks output is joined into.
+const maxChunk = 64 << 10
 
 func (c *Command) notifyLocked() {
 	close(c.changed)
 	c.changed = make(chan struct{})
 }
 
-// Output returns the output after the first from chunks, the next
-// position, and a channel closed when there is more (or the end). Once the
-// command has ended, chunks is empty and Result tells the rest.
+// Output returns the output from byte offset from (of the whole output,
+// both streams in the order written), the offset after it, and a channel
+// closed when there is more or the command has ended. The chunks' bytes
+// are shared: read them, never change them.
 func (c *Command) Output(from int) (chunks []Chunk, next int, changed <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if from < len(c.log) {
-		chunks = append(chunks, c.log[from:]...)
+	if from < c.total {
+		i := sort.Search(len(c.starts), func(i int) bool { return c.starts[i] > from }) - 1
+		first := c.log[i]
+		n := len(first.Data)
+		chunks = append(chunks, Chunk{Stream: first.Stream, Data: first.Data[from-c.starts[i] : n : n]})
+		for _, ch := range c.log[i+1:] {
+			n := len(ch.Data)
+			chunks = append(chunks, Chunk{Stream: ch.Stream, Data: ch.Data[:n:n]})
+		}
 	}
-	return chunks, max(from, len(c.log)), c.changed
+	return chunks, max(from, c.total), c.changed
 }
 
 // Done is closed when the command has ended.
