@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,6 +61,10 @@ func Main() {
 	// signals it handles, as execve does); nobody reads the channel, so
 	// init itself still ignores them.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGHUP)
+	// Signals Go neither handles nor resets (32 and 33, which glibc uses
+	// for its threads) may come ignored too, from a cgo parent: they are
+	// set back to the default here, in init, where nothing uses them.
+	unignoreSignals()
 
 	rep := &reporter{fd: ReportFD}
 	code, err := run(rep)
@@ -481,4 +486,32 @@ func loopbackUp() error {
 		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
+}
+
+// kernelSigaction is the kernel's struct sigaction on amd64 and arm64.
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+// unignoreSignals sets every ignored signal but SIGINT and SIGHUP (which
+// Main catches) back to the default action. Signals Go handles show its
+// handler, not SIG_IGN, and are left alone.
+func unignoreSignals() {
+	const sigIgn = 1
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) || sig == int(unix.SIGINT) || sig == int(unix.SIGHUP) {
+			continue
+		}
+		var old kernelSigaction
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
+			continue
+		}
+		if old.handler == sigIgn {
+			dfl := kernelSigaction{}
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 }
