@@ -19,7 +19,7 @@ import (
 
 var (
 	line   = regexp.MustCompile(`^Benchmark([\w/.=-]+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
-	metric = regexp.MustCompile(`([\d.]+) p50-(ns|ms)`)
+	metric = regexp.MustCompile(`([\d.]+) (p50(?:-[a-z]+)*)-(ns|ms)\b`)
 )
 
 func median(xs []float64) float64 {
@@ -42,18 +42,33 @@ func main() {
 		if m == nil {
 			continue
 		}
-		ms, _ := strconv.ParseFloat(m[2], 64)
-		ms /= 1e6
-		if p := metric.FindStringSubmatch(m[3]); p != nil {
-			ms, _ = strconv.ParseFloat(p[1], 64)
-			if p[2] == "ns" {
-				ms /= 1e6
+		rows := map[string]float64{}
+		ns, _ := strconv.ParseFloat(m[2], 64)
+		rows[m[1]] = ns / 1e6
+		// Each p50 metric is a row: p50-ms (or -ns) replaces ns/op,
+		// others (p50-write-ms) are rows of their own.
+		for _, p := range metric.FindAllStringSubmatch(m[3], -1) {
+			v, _ := strconv.ParseFloat(p[1], 64)
+			if p[3] == "ns" {
+				v /= 1e6
 			}
+			name := m[1]
+			if p[2] != "p50" {
+				name += " (" + p[2] + ")"
+			}
+			rows[name] = v
 		}
-		if _, seen := samples[m[1]]; !seen {
-			order = append(order, m[1])
+		names := make([]string, 0, len(rows))
+		for name := range rows {
+			names = append(names, name)
 		}
-		samples[m[1]] = append(samples[m[1]], ms)
+		sort.Strings(names)
+		for _, name := range names {
+			if _, seen := samples[name]; !seen {
+				order = append(order, name)
+			}
+			samples[name] = append(samples[name], rows[name])
+		}
 	}
 	if len(order) == 0 {
 		fmt.Fprintln(os.Stderr, "p50tab: no benchmark lines on stdin")
@@ -70,7 +85,8 @@ func main() {
 	for _, k := range order {
 		ms := median(samples[k])
 		over, ratio := "—", "—"
-		if b > 0 && !strings.HasPrefix(k, *base) {
+		// A row of another measure (a write-to-receipt time) has no ratio.
+		if b > 0 && !strings.HasPrefix(k, *base) && !strings.Contains(k, "(") {
 			over, ratio = fmt.Sprintf("+%.2f ms", ms-b), fmt.Sprintf("%.1f×", ms/b)
 		}
 		fmt.Printf("| %s | %.2f ms | %s | %s |\n", k, ms, over, ratio)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +53,7 @@ type Session struct {
 	// keepSpare (see stage) after a command has ended (ended); stop ends
 	// keepSpare, which closes spareDone.
 	spare     chan stageResult
+	preparing atomic.Bool // keepSpare is making the next spare
 	ended     chan struct{}
 	stop      chan struct{}
 	spareDone chan struct{}

@@ -312,9 +312,18 @@ func TestSessionIsolation(t *testing.T) {
 	// The next command's first stage, waiting as the box's user, is not
 	// dumpable either: its memory and descriptors (its socket from init)
 	// are not another command's to open.
+	// The next spare stage is made once a command has ended: another
+	// command, ending while this one looks, has one made.
+	other := make(chan jail.Result, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		other <- execIn(t, s, jail.CommandSpec{Argv: []string{"true"}})
+	}()
 	res = execIn(t, s, jail.CommandSpec{Argv: sh(`ls /proc/1/fd >/dev/null 2>&1 && echo "init fds listed"; kill -9 1 2>/dev/null && echo "init signalled"; kill -STOP 1 2>/dev/null && echo "init stopped"
-for p in /proc/[0-9]*; do [ "$(cat $p/comm)" = runbox-stage ] && echo stage && (cat $p/mem; ls $p/fd) 2>/dev/null && echo "$p open"; done
+for i in $(seq 100); do for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = runbox-stage ] && found=$p; done; [ -n "$found" ] && break; sleep 0.05; done
+[ -n "$found" ] && echo stage && (cat $found/mem; ls $found/fd) 2>/dev/null && echo "$found open"
 ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -c socket`)})
+	<-other
 	if out := string(res.Stdout); strings.Contains(out, "init ") || strings.Contains(out, "open") || !strings.HasSuffix(out, "\n0\n") || !strings.Contains(out, "stage") {
 		t.Errorf("a command reached init, a first stage or a socket:\n%s%s", res.Stdout, res.Stderr)
 	}

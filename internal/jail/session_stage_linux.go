@@ -49,7 +49,9 @@ type stageResult struct {
 func (s *Session) keepSpare() {
 	defer close(s.spareDone)
 	for {
+		s.preparing.Store(true)
 		st, err := s.prepare()
+		s.preparing.Store(false)
 		select {
 		case s.spare <- stageResult{st, err}:
 		case <-s.stop:
@@ -57,6 +59,14 @@ func (s *Session) keepSpare() {
 				s.discard(st)
 			}
 			return
+		}
+		// An end told while the spare waited is an earlier command's:
+		// the next stage waits for the end of one that started since
+		// (else it would be made while the command that took this one
+		// runs, and take a core from it).
+		select {
+		case <-s.ended:
+		default:
 		}
 		select {
 		case <-s.ended:
@@ -85,10 +95,21 @@ func (s *Session) commandEnded() {
 	}
 }
 
+// spareWait bounds the wait for a spare being made (another command may
+// take it first).
+const spareWait = 20 * time.Millisecond
+
 // takeStage returns a ready stage: the spare when it is ready, else a new
 // one (commands at once each need their own; the spare may have failed,
 // when a command was holding every process of the session).
 func (s *Session) takeStage(ctx context.Context) (*stage, error) {
+	// A spare being made is waited for rather than a second one made
+	// beside it (the two would share the cores); a spare taken by another
+	// command meanwhile leaves this one to make its own.
+	var wait <-chan stageResult
+	if s.preparing.Load() {
+		wait = s.spare
+	}
 	select {
 	case r := <-s.spare:
 		if r.err == nil && !r.st.exited() {
@@ -97,11 +118,28 @@ func (s *Session) takeStage(ctx context.Context) (*stage, error) {
 		if r.st != nil {
 			s.discard(r.st)
 		}
+		return s.prepare()
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-s.dead:
 		return nil, ErrSessionClosed
 	default:
+	}
+	if wait != nil {
+		select {
+		case r := <-wait:
+			if r.err == nil && !r.st.exited() {
+				return r.st, nil
+			}
+			if r.st != nil {
+				s.discard(r.st)
+			}
+		case <-time.After(spareWait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.dead:
+			return nil, ErrSessionClosed
+		}
 	}
 	return s.prepare()
 }

@@ -221,8 +221,12 @@ func (s *server) fork(q SessionRequest) {
 	closed := ^uintptr(0) // -1: closed in the child
 	// The path is resolved by execve before close-on-exec closes stageExe.
 	pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(s.stageExe), []string{"runbox-init", ExecArg}, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{},
+		Dir: "/",
+		// One P: the stage only waits, then executes its command. With
+		// GOMAXPROCS set the Go runtime neither reads the cgroup files for
+		// a default nor starts a thread per CPU, and execve has fewer
+		// threads to end. (The command gets its own environment.)
+		Env:   []string{"GOMAXPROCS=1"},
 		Files: []uintptr{closed, closed, closed, uintptr(p[1])},
 		Sys: &syscall.SysProcAttr{
 			// A new session with no controlling terminal.
