@@ -38,6 +38,7 @@ bench: build
 	bench/jail.sh
 	bench/cli.sh
 	bench/http.sh
+	bench/session.sh
 
 clean:
 	rm -rf bin internal/initbin/bin/runbox-init
