@@ -274,11 +274,8 @@ func (s *Server) handleRun(ctx context.Context, in *struct{ Body RunBody }) (*st
 	// What the request holds from now on is req; drop the decoded
 	// strings it does not share.
 	in.Body = RunBody{}
-	if t := ticketFrom(ctx); t != nil {
-		if !t.resize(need) {
-			return nil, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
-		}
-		s.metrics.reserved.Set(float64(s.budget.inUse()))
+	if err := s.reserve(ctx, need); err != nil {
+		return nil, err
 	}
 	// Waiting and running take their time; the answer gets its own
 	// write deadline once they are done.
@@ -302,6 +299,21 @@ func (s *Server) handleRun(ctx context.Context, in *struct{ Body RunBody }) (*st
 	}
 	s.metrics.observe(resp, time.Since(start))
 	return &struct{ Body func(huma.Context) }{Body: func(hc huma.Context) { s.writeRun(hc, resp) }}, nil
+}
+
+// reserve makes the request's admission ticket hold need bytes of the
+// memory budget (a request that came without one holds nothing), or
+// answers 429.
+func (s *Server) reserve(ctx context.Context, need int64) error {
+	t := ticketFrom(ctx)
+	if t == nil {
+		return nil
+	}
+	if !t.resize(need) {
+		return busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
+	}
+	s.metrics.reserved.Set(float64(s.budget.inUse()))
+	return nil
 }
 
 // setWriteDeadline sets the write deadline of the request's connection.

@@ -390,10 +390,9 @@ func (s *Server) startCommand(ctx context.Context, in *struct {
 		if out == 0 {
 			out = ss.Info().Limits.Output
 		}
-		if !t.resize(inputFactor*t.bodyLen + 2*out) {
-			return nil, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
+		if err := s.reserve(ctx, inputFactor*t.bodyLen+2*out); err != nil {
+			return nil, err
 		}
-		s.metrics.reserved.Set(float64(s.budget.inUse()))
 	}
 	s.setWriteDeadline(ctx, time.Time{})
 	_, res, err := ss.Exec(ctx, spec)
@@ -446,11 +445,8 @@ func (s *Server) runInSession(ctx context.Context, in *struct {
 	in.Body = RunBody{}
 	// The answer (every step's output, at its worst) is held as a run's
 	// is: counted in the memory budget before the run.
-	if t := ticketFrom(ctx); t != nil {
-		if !t.resize(need) {
-			return nil, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
-		}
-		s.metrics.reserved.Set(float64(s.budget.inUse()))
+	if err := s.reserve(ctx, need); err != nil {
+		return nil, err
 	}
 	s.setWriteDeadline(ctx, time.Time{})
 	resp, err := ss.Run(ctx, req)

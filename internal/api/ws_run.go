@@ -166,11 +166,7 @@ func (s *Server) firstRun(ctx context.Context, c *websocket.Conn, t *ticket) (ru
 	if err != nil {
 		return req, err
 	}
-	if !t.resize(need) {
-		return req, busy(ctx, "the server is holding as many requests as its memory budget allows; retry later")
-	}
-	s.metrics.reserved.Set(float64(s.budget.inUse()))
-	return req, nil
+	return req, s.reserve(context.WithValue(ctx, ticketKey{}, t), need)
 }
 
 // outbox queues a run stream's messages for the socket. Its producers

@@ -148,23 +148,12 @@ func (b *Box) Run(ctx context.Context, req Request) (*Response, error) {
 	if name == "" && b.lang != nil {
 		name = b.lang.Name
 	}
-	e, err := b.r.envs.Lookup(name)
+	p, err := b.r.program(name, req)
 	if err != nil {
 		return nil, err
 	}
-	if !e.Available {
-		return nil, fmt.Errorf("%w: %s (%s)", ErrUnavailable, e.Name, e.Reason)
-	}
+	e, main, names, argv := p.env, p.main, p.names, p.argv
 	resp := &Response{Language: e.Name, Version: e.VersionText}
-	main := MainFile(req)
-	names := make([]string, len(req.Files))
-	for i, f := range req.Files {
-		names[i] = f.Name
-	}
-	argv, err := env.Expand(e.Run, main, names)
-	if err != nil {
-		return nil, err
-	}
 	envv := append(append([]string{}, e.Env...), req.Env...)
 	if e.Compiled() {
 		cargv, err := env.Expand(e.Compile, main, names)

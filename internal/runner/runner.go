@@ -118,23 +118,12 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 	if len(req.Command) > 0 {
 		return r.runCommand(ctx, req)
 	}
-	e, err := r.envs.Lookup(req.Language)
+	p, err := r.program(req.Language, req)
 	if err != nil {
 		return nil, err
 	}
-	if !e.Available {
-		return nil, fmt.Errorf("%w: %s (%s)", ErrUnavailable, e.Name, e.Reason)
-	}
+	e, main, names, argv := p.env, p.main, p.names, p.argv
 	resp := &Response{Language: e.Name, Version: e.VersionText}
-	main := MainFile(req)
-	names := make([]string, len(req.Files))
-	for i, f := range req.Files {
-		names[i] = f.Name
-	}
-	argv, err := env.Expand(e.Run, main, names)
-	if err != nil {
-		return nil, err
-	}
 	lim := RunLimits(req.Limits, e, r.Defaults)
 	workspace := toJailFiles(req.Files)
 	if e.Compiled() {
@@ -171,6 +160,35 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 		resp.Run.Files = nil
 	}
 	return resp, nil
+}
+
+// program is a request's program in its environment: the main file, the
+// files' names, the run argv.
+type program struct {
+	env   *env.Environment
+	main  string
+	names []string
+	argv  []string
+}
+
+// program looks up an available environment and expands its run argv for
+// the request's files.
+func (r *Runner) program(language string, req Request) (*program, error) {
+	e, err := r.envs.Lookup(language)
+	if err != nil {
+		return nil, err
+	}
+	if !e.Available {
+		return nil, fmt.Errorf("%w: %s (%s)", ErrUnavailable, e.Name, e.Reason)
+	}
+	p := &program{env: e, main: MainFile(req), names: make([]string, len(req.Files))}
+	for i, f := range req.Files {
+		p.names[i] = f.Name
+	}
+	if p.argv, err = env.Expand(e.Run, p.main, p.names); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // tooBig turns a successful compile into the limit its program hit: it
