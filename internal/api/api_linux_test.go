@@ -65,7 +65,7 @@ func server(t *testing.T, cfg Config) string {
 }
 
 // serveWith serves an API over r on 127.0.0.1 until the test ends.
-func serveWith(t *testing.T, cfg Config, r Runner, reg *env.Registry) (string, *Server) {
+func serveWith(t testing.TB, cfg Config, r Runner, reg *env.Registry) (string, *Server) {
 	t.Helper()
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)

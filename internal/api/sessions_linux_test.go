@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -47,35 +46,9 @@ func sessionServerWith(tb testing.TB, cfg Config, sc session.Config) (string, *s
 		tb.Skip(skipReason)
 	}
 	mounts := runboxMounts(tb)
-	r := runner.New(testEnv.Jail, testReg, runner.NewCache(cfg.CacheBytes, time.Hour))
-	m := session.NewManager(r, sc, slog.New(slog.DiscardHandler))
-	cfg.Sessions = m
-	if err := cfg.Check(); err != nil {
-		m.Close()
-		tb.Fatal(err)
-	}
-	s := New(cfg, r, testReg, NewMetrics(nil), slog.New(slog.DiscardHandler))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		m.Close()
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
+	// Cleanups run last first: these checks after the server's shutdown,
+	// which comes after the manager's close.
 	tb.Cleanup(func() {
-		m.Close()
-		if n := len(m.List()); n != 0 {
-			tb.Errorf("%d sessions left after the manager closed", n)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
 		if t, ok := tb.(*testing.T); ok {
 			assertNoBoxes(t)
 		}
@@ -86,7 +59,17 @@ func sessionServerWith(tb testing.TB, cfg Config, sc session.Config) (string, *s
 			return nil
 		})
 	})
-	return "http://" + ln.Addr().String(), m, s
+	r := runner.New(testEnv.Jail, testReg, runner.NewCache(cfg.CacheBytes, time.Hour))
+	m := session.NewManager(r, sc, slog.New(slog.DiscardHandler))
+	cfg.Sessions = m
+	url, s := serveWith(tb, cfg, r, testReg)
+	tb.Cleanup(func() {
+		m.Close()
+		if n := len(m.List()); n != 0 {
+			tb.Errorf("%d sessions left after the manager closed", n)
+		}
+	})
+	return url, m, s
 }
 
 // runboxMounts counts the host's mounts that name runbox.
