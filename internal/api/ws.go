@@ -204,12 +204,21 @@ func readJSON(ctx context.Context, c *websocket.Conn, v any) ([]byte, error) {
 	if typ != websocket.MessageText {
 		return b, fmt.Errorf("%w: messages are JSON text", errBadMessage)
 	}
+	return b, decodeMessage(b, v)
+}
+
+// decodeMessage decodes one client message: one JSON object, no unknown
+// field, nothing after it.
+func decodeMessage(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return b, fmt.Errorf("%w: not a valid message: %v", errBadMessage, err)
+		return fmt.Errorf("%w: not a valid message: %v", errBadMessage, err)
 	}
-	return b, nil
+	if dec.More() {
+		return fmt.Errorf("%w: one JSON object per message", errBadMessage)
+	}
+	return nil
 }
 
 func stdinBytes(m WSIn) ([]byte, error) {
