@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,12 +69,12 @@ func TestShellWithoutTerminal(t *testing.T) {
 type tmux struct {
 	t    *testing.T
 	bin  string
-	sock string // the server's own socket name (-L)
+	sock string // the server's own socket path (-S), in the test's temporary directory
 }
 
 func (m *tmux) run(args ...string) string {
 	m.t.Helper()
-	out, err := exec.Command(m.bin, append([]string{"-L", m.sock}, args...)...).CombinedOutput()
+	out, err := exec.Command(m.bin, append([]string{"-S", m.sock}, args...)...).CombinedOutput()
 	if err != nil {
 		m.t.Fatalf("tmux %q: %v\n%s", args, err, out)
 	}
@@ -132,17 +131,13 @@ func startShell(t *testing.T, args ...string) *tmux {
 	if err := os.WriteFile(conf, []byte("set -g status off\nset -g remain-on-exit on\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := &tmux{t: t, bin: bin, sock: fmt.Sprintf("runbox-shell-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	m := &tmux{t: t, bin: bin, sock: filepath.Join(t.TempDir(), "tmux.sock")}
 	line := append([]string{"/bin/sh", "-c", `"$@"; rc=$?; echo "runbox exited with $rc"; exit $rc`, "sh",
 		runboxBin, "shell", "--init", initBin}, args...)
 	m.run("-f", conf, "new-session", "-d", "-s", "shell", "-x", "100", "-y", "30", shellQuote(line))
-	socket := strings.TrimSpace(m.run("display", "-p", "#{socket_path}"))
 	t.Cleanup(func() {
-		_ = exec.Command(bin, "-L", m.sock, "kill-server").Run()
-		// tmux leaves its socket file behind.
-		if strings.HasSuffix(socket, "/"+m.sock) {
-			os.Remove(socket)
-		}
+		// Its socket goes with the test's temporary directory.
+		_ = exec.Command(bin, "-S", m.sock, "kill-server").Run()
 	})
 	return m
 }
