@@ -197,9 +197,12 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 	// On cgroup v2 a command's group has no memory controller (see
 	// cgroup.Group.Child): its OOM kills are read from the box's group,
 	// where a command running at the same time may add its own.
-	boxBase, err := s.b.group.Stats()
-	if err != nil {
-		return res, err
+	// (Read only there: on v1 the command's own group counts them.)
+	var boxBase cgroup.Stats
+	if group.Version() == cgroup.V2 {
+		if boxBase, err = s.b.group.Stats(); err != nil {
+			return res, err
+		}
 	}
 	oomKills := func(cmd cgroup.Stats) int64 {
 		if group.Version() != cgroup.V2 {
