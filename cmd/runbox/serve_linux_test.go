@@ -191,7 +191,14 @@ func TestServeKilledDuringRuns(t *testing.T) {
 		t.Fatalf("the next start: %d %s", resp.StatusCode, b)
 	}
 	client.CloseIdleConnections()
-	srv2.Process.Signal(syscall.SIGTERM)
+	stopServe(t, srv2, exited)
+}
+
+// stopServe sends runbox serve SIGTERM and waits a minute at most for its
+// exit.
+func stopServe(t *testing.T, srv *exec.Cmd, exited <-chan struct{}) {
+	t.Helper()
+	srv.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
 	case <-time.After(time.Minute):

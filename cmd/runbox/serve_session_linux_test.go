@@ -81,12 +81,7 @@ func TestServeKilledWithSessions(t *testing.T) {
 		t.Fatalf("the next start left the dead server's cgroups: %v", left)
 	}
 	client.CloseIdleConnections()
-	srv2.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(time.Minute):
-		t.Fatal("runbox serve did not stop on SIGTERM")
-	}
+	stopServe(t, srv2, exited)
 }
 
 // SIGTERM ends every session: their processes die and the server exits.
@@ -101,12 +96,7 @@ func TestServeStopEndsSessions(t *testing.T) {
 	}
 	pid := srv.Process.Pid
 	client.CloseIdleConnections()
-	srv.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(time.Minute):
-		t.Fatal("runbox serve did not stop on SIGTERM with live sessions")
-	}
+	stopServe(t, srv, exited)
 	if n := countSleepers(marker); n != 0 {
 		t.Fatalf("%d sleepers outlived the server", n)
 	}

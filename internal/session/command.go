@@ -150,16 +150,8 @@ func (s *Session) Commands() []*Command {
 	for _, c := range s.commands {
 		out = append(out, c)
 	}
-	sortCommands(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
 	return out
-}
-
-func sortCommands(cs []*Command) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j].Started.Before(cs[j-1].Started); j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
 }
 
 // logWriter appends a stream's output to the command's log. The jail
