@@ -3,6 +3,7 @@
 //	runbox run [flags] -- COMMAND [ARG...]
 //	runbox shell [flags] [-- COMMAND [ARG...]]
 //	runbox serve [--listen ADDR] [--config FILE]
+//	runbox verify [--server URL] [--key KEY]... [--keys FILE] [--request FILE] JOB.json
 //	runbox version
 package main
 
@@ -44,6 +45,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdServe(args[1:], stderr)
 	case "env":
 		return cmdEnv(args[1:], stdout, stderr)
+	case "verify":
+		return cmdVerify(args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "runbox", version)
 		return 0
@@ -66,6 +69,8 @@ Commands:
   runbox serve [--listen ADDR] [--config FILE] [--max-boxes N] [--environments DIR]
                                            serve the HTTP API
   runbox env list|test [NAME...]           list the languages, or run their conformance programs
+  runbox verify [--server URL] [--key KEY]... [--keys FILE] [--request FILE] JOB.json
+                                           check a saved job's signature and that it says what was signed
   runbox version                           print the version
 
 Run "runbox run -h" and "runbox shell -h" for their flags. runbox shell takes

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,15 +13,21 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/nats-io/nats.go"
 
 	"github.com/runbox-dev/runbox/internal/api"
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/jail"
+	"github.com/runbox-dev/runbox/internal/job"
+	"github.com/runbox-dev/runbox/internal/job/sign"
+	"github.com/runbox-dev/runbox/internal/job/webhook"
 	"github.com/runbox-dev/runbox/internal/runner"
 	"github.com/runbox-dev/runbox/internal/session"
 )
@@ -56,6 +63,23 @@ type serveConfig struct {
 	SessionLifetime       env.Duration `toml:"session_lifetime"`
 	SessionMaxLifetime    env.Duration `toml:"session_max_lifetime"`
 	CommandMaxWallTime    env.Duration `toml:"command_max_wall_time"`
+
+	DataDir        string         `toml:"data_dir"`
+	NATS           string         `toml:"nats"`
+	Node           string         `toml:"node"`
+	NATSReplicas   int            `toml:"nats_replicas"`
+	NodeKey        string         `toml:"node_key"`
+	JobRetention   env.Duration   `toml:"job_retention"`
+	JobWorkers     int            `toml:"job_workers"`
+	JobQueueLength int            `toml:"job_queue_length"`
+	JobAckWait     env.Duration   `toml:"job_ack_wait"`
+	JobMaxRuns     int            `toml:"job_max_runs"`
+	JobStore       env.Size       `toml:"job_store"`
+	WebhookSecret  string         `toml:"webhook_secret"`
+	WebhookRetries []env.Duration `toml:"webhook_retries"`
+	WebhookTimeout env.Duration   `toml:"webhook_timeout"`
+	WebhookWorkers int            `toml:"webhook_workers"`
+	CallbackAllow  []string       `toml:"callback_allow"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -90,7 +114,53 @@ func defaultServeConfig() serveConfig {
 		SessionLifetime:       env.Duration(session.DefaultConfig.Lifetime),
 		SessionMaxLifetime:    env.Duration(session.DefaultConfig.MaxLifetime),
 		CommandMaxWallTime:    env.Duration(time.Hour),
+		DataDir:               defaultDataDir(os.Geteuid(), os.Getenv),
+		NATSReplicas:          job.DefaultConfig.Replicas,
+		JobRetention:          env.Duration(job.DefaultConfig.Retention),
+		JobWorkers:            -1, // as many as max_boxes
+		JobQueueLength:        job.DefaultConfig.MaxQueued,
+		JobAckWait:            env.Duration(job.DefaultConfig.AckWait),
+		JobMaxRuns:            job.DefaultConfig.MaxRuns,
+		JobStore:              env.Size(job.DefaultConfig.StoreBytes),
+		WebhookRetries:        durations(job.DefaultConfig.WebhookRetries),
+		WebhookTimeout:        env.Duration(job.DefaultConfig.WebhookTimeout),
+		WebhookWorkers:        job.DefaultConfig.WebhookWorkers,
 	}
+}
+
+// defaultDataDir is /var/lib/runbox for root, else runbox under
+// $XDG_STATE_HOME (~/.local/state when unset).
+func defaultDataDir(euid int, getenv func(string) string) string {
+	if euid == 0 {
+		return "/var/lib/runbox"
+	}
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "runbox")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "runbox")
+	}
+	return ""
+}
+
+func durations(ds []time.Duration) []env.Duration {
+	out := make([]env.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = env.Duration(d)
+	}
+	return out
+}
+
+// jobConfig is the jobs' part of the settings.
+func jobConfig(cfg serveConfig) job.Config {
+	c := job.Config{Node: cfg.Node, Retention: time.Duration(cfg.JobRetention), Workers: cfg.JobWorkers,
+		MaxQueued: cfg.JobQueueLength, AckWait: time.Duration(cfg.JobAckWait), MaxRuns: cfg.JobMaxRuns,
+		Replicas: cfg.NATSReplicas, StoreBytes: int64(cfg.JobStore), WebhookTimeout: time.Duration(cfg.WebhookTimeout),
+		WebhookWorkers: cfg.WebhookWorkers}
+	for _, d := range cfg.WebhookRetries {
+		c.WebhookRetries = append(c.WebhookRetries, time.Duration(d))
+	}
+	return c
 }
 
 // sessionConfig is the sessions' part of the settings.
@@ -116,6 +186,10 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 	listen := fset.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
 	maxBoxes := fset.Int("max-boxes", 0, "boxes at once (default: number of CPUs)")
 	envDir := fset.String("environments", "", "folder of environment files that add to or override the defaults")
+	dataDir := fset.String("data-dir", "", "folder of the node's key, webhook secret and embedded NATS store")
+	natsURL := fset.String("nats", "", "external NATS server URLs (comma-separated) instead of the embedded one")
+	node := fset.String("node", "", "this node's name (default: the host name)")
+	allow := fset.String("callback-allow", "", "address ranges (CIDRs, comma-separated) that callbacks may reach")
 	if err := fset.Parse(args); err != nil {
 		return cfg, usageError{err.Error()}
 	}
@@ -144,6 +218,17 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 	if v := getenv("RUNBOX_ENVIRONMENTS"); v != "" {
 		cfg.Environments = append(cfg.Environments, v)
 	}
+	for _, o := range []struct {
+		name string
+		to   *string
+	}{{"RUNBOX_DATA_DIR", &cfg.DataDir}, {"RUNBOX_NATS", &cfg.NATS}, {"RUNBOX_NODE", &cfg.Node}, {"RUNBOX_WEBHOOK_SECRET", &cfg.WebhookSecret}} {
+		if v := getenv(o.name); v != "" {
+			*o.to = v
+		}
+	}
+	if v := getenv("RUNBOX_CALLBACK_ALLOW"); v != "" {
+		cfg.CallbackAllow = append(cfg.CallbackAllow, strings.Split(v, ",")...)
+	}
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
@@ -153,8 +238,40 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 	if *envDir != "" {
 		cfg.Environments = append(cfg.Environments, *envDir)
 	}
+	for _, o := range []struct{ from, to *string }{{dataDir, &cfg.DataDir}, {natsURL, &cfg.NATS}, {node, &cfg.Node}} {
+		if *o.from != "" {
+			*o.to = *o.from
+		}
+	}
+	if *allow != "" {
+		cfg.CallbackAllow = append(cfg.CallbackAllow, strings.Split(*allow, ",")...)
+	}
 	if cfg.Pool < 0 {
 		cfg.Pool = cfg.MaxBoxes
+	}
+	if cfg.JobWorkers < 0 {
+		cfg.JobWorkers = cfg.MaxBoxes
+	}
+	if cfg.Node == "" {
+		h, _ := os.Hostname()
+		cfg.Node = nodeName(h)
+	}
+	if cfg.NodeKey == "" && cfg.DataDir != "" {
+		cfg.NodeKey = filepath.Join(cfg.DataDir, "node.key")
+	}
+	if !filepath.IsAbs(cfg.DataDir) {
+		return cfg, usageError{"data_dir must be an absolute path (set it, or HOME)"}
+	}
+	if _, err := webhook.ParseAllow(cfg.CallbackAllow); err != nil {
+		return cfg, usageError{"callback_allow: " + err.Error()}
+	}
+	if cfg.WebhookSecret != "" {
+		if _, err := webhook.ParseSecret(cfg.WebhookSecret); err != nil {
+			return cfg, usageError{"webhook_secret: " + err.Error()}
+		}
+	}
+	if err := jobConfig(cfg).Check(); err != nil {
+		return cfg, usageError{err.Error()}
 	}
 	switch {
 	case cfg.MaxBoxes < 1:
@@ -204,7 +321,22 @@ func apiConfig(cfg serveConfig) api.Config {
 		WriteTimeout: time.Duration(cfg.WriteTimeout), IdleTimeout: time.Duration(cfg.IdleTimeout),
 		MaxResponseBytes: int64(cfg.MaxResponse), MemoryBudget: int64(cfg.MemoryBudget),
 		CommandMaxWallTime: time.Duration(cfg.CommandMaxWallTime),
+		Jobs:               true,
 	}
+}
+
+// nodeName makes a host name a node name (letters, digits, '-', '_').
+func nodeName(h string) string {
+	b := []byte(h)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 {
+		return "runbox"
+	}
+	return string(b[:min(len(b), 64)])
 }
 
 // serve runs the server until SIGINT or SIGTERM (or until ready, when
@@ -245,11 +377,19 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	// Every session ends when the server stops (before the jail closes).
 	defer sessions.Close()
 	acfg.Sessions = sessions
+	allow, _ := webhook.ParseAllow(cfg.CallbackAllow) // checked by loadServeConfig
+	acfg.CallbackPolicy = &webhook.Policy{Allow: allow}
 	srv := api.New(acfg, run, reg, metrics, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
+	jobs, err := startJobs(ctx, cfg, acfg.CallbackPolicy, srv, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer jobs.close()
 	log.Info("listening", "addr", ln.Addr().String(), "cgroups", j.CgroupVersion(), "max_boxes", cfg.MaxBoxes)
 	if ready != nil {
 		ready(ln.Addr().String(), stop)
@@ -270,4 +410,74 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 		return err
 	}
 	return nil
+}
+
+// jobsRun is the jobs' part of a running server: the NATS connection (and
+// the embedded server, without --nats) and the engine.
+type jobsRun struct {
+	emb    *job.Embedded
+	nc     *nats.Conn
+	engine *job.Engine
+}
+
+// startJobs opens the data directory, the node's key and webhook secret,
+// connects to NATS (embedded unless --nats) and starts the job engine.
+func startJobs(ctx context.Context, cfg serveConfig, policy *webhook.Policy, srv *api.Server, log *slog.Logger) (*jobsRun, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	key, err := sign.LoadOrCreateKey(cfg.NodeKey)
+	if err != nil {
+		return nil, fmt.Errorf("node_key: %w", err)
+	}
+	var secret webhook.Secret
+	if cfg.WebhookSecret != "" {
+		secret, err = webhook.ParseSecret(cfg.WebhookSecret)
+	} else {
+		secret, err = webhook.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "webhook_secret"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webhook_secret: %w", err)
+	}
+	r := &jobsRun{}
+	if cfg.NATS == "" {
+		if r.emb, err = job.StartEmbedded(filepath.Join(cfg.DataDir, "nats"), cfg.Node); err != nil {
+			return nil, err
+		}
+		r.nc, err = r.emb.Connect("runbox " + cfg.Node)
+	} else {
+		r.nc, err = job.Connect(cfg.NATS, "runbox "+cfg.Node)
+	}
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	sender := webhook.NewSender(secret, policy, time.Duration(cfg.WebhookTimeout))
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if r.engine, err = job.Open(octx, r.nc, jobConfig(cfg), key, sender, srv.RunJob, log); err != nil {
+		r.close()
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	srv.UseJobs(r.engine)
+	where := "embedded"
+	if cfg.NATS != "" {
+		where = cfg.NATS
+	}
+	log.Info("jobs", "node", cfg.Node, "nats", where, "data_dir", cfg.DataDir, "key_id", sign.KeyID(key.Public().(ed25519.PublicKey)))
+	return r, nil
+}
+
+// close stops the engine (running jobs go back to the queue), then NATS.
+func (r *jobsRun) close() {
+	if r.engine != nil {
+		r.engine.Close()
+	}
+	if r.nc != nil {
+		_ = r.nc.Drain()
+		r.nc.Close()
+	}
+	if r.emb != nil {
+		r.emb.Close()
+	}
 }

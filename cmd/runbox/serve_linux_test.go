@@ -27,7 +27,7 @@ import (
 // pid) when the test ends if it is still running.
 func startServe(t *testing.T, args ...string) (*exec.Cmd, string, <-chan struct{}) {
 	t.Helper()
-	cmd := exec.Command(runboxBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(runboxBin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)...)
 	cmd.Env = append(os.Environ(), "RUNBOX_INIT="+initBin)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

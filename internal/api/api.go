@@ -17,12 +17,15 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/runbox-dev/runbox/internal/env"
+	"github.com/runbox-dev/runbox/internal/job"
+	"github.com/runbox-dev/runbox/internal/job/webhook"
 	"github.com/runbox-dev/runbox/internal/runner"
 	"github.com/runbox-dev/runbox/internal/session"
 )
@@ -69,6 +72,11 @@ type Config struct {
 	// CommandMaxWallTime is the most wall-clock time a session's command
 	// may ask (zero: Maxima.WallTime); its other limits keep Maxima.
 	CommandMaxWallTime time.Duration
+
+	// Jobs serves the jobs API (/v1/jobs…, /v1/keys); its engine is
+	// given by UseJobs. CallbackPolicy checks callback URLs at submit.
+	Jobs           bool
+	CallbackPolicy *webhook.Policy
 }
 
 // Check reports settings the server cannot work with: a bound that is not
@@ -120,6 +128,7 @@ type Server struct {
 	metrics   *Metrics
 	mux       *http.ServeMux // huma's routes
 	root      *http.ServeMux // the run route's admission, then mux
+	jobs      atomic.Pointer[job.Engine]
 }
 
 // New builds the API.
@@ -144,6 +153,10 @@ func New(cfg Config, r Runner, envs *env.Registry, m *Metrics, log *slog.Logger)
 		for _, p := range []string{"POST /v1/sessions", "POST /v1/sessions/{id}/commands", "POST /v1/sessions/{id}/run"} {
 			s.root.Handle(p, s.admitRun(s.mux))
 		}
+	}
+	if cfg.Jobs {
+		s.registerJobs(hapi)
+		s.root.Handle("POST /v1/jobs", s.admitRun(s.mux))
 	}
 	s.mux.Handle("GET /metrics", m.Handler())
 	s.root.Handle("POST /v1/run", s.admitRun(s.mux))

@@ -56,3 +56,19 @@ func (q *queue) acquire(ctx context.Context, m *Metrics) (release func(), err er
 		return nil, ctx.Err()
 	}
 }
+
+// take waits for a slot for as long as ctx lets it, outside the wait list
+// and its timeout: a job waits in its own queue, and takes a box here when
+// one is free.
+func (q *queue) take(ctx context.Context, m *Metrics) (release func(), err error) {
+	select {
+	case q.slots <- struct{}{}:
+		m.boxes.Inc()
+		return func() {
+			<-q.slots
+			m.boxes.Dec()
+		}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
