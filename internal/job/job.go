@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -197,11 +198,23 @@ type Engine struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
+	active  atomic.Int64 // jobs being taken, run or finished here
+
+	// noBeat stops the heartbeats of running jobs (tests: a node that has
+	// gone silent).
+	noBeat bool
 }
+
+// busy reports whether this node is handling a job.
+func (e *Engine) busy() bool { return e.active.Load() > 0 }
 
 // Open makes (or joins) the streams and buckets, publishes this node's
 // public key and starts the workers.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config, key ed25519.PrivateKey, sender *webhook.Sender, work Work, log *slog.Logger) (*Engine, error) {
+	return openEngine(ctx, nc, cfg, key, sender, work, log, false)
+}
+
+func openEngine(ctx context.Context, nc *nats.Conn, cfg Config, key ed25519.PrivateKey, sender *webhook.Sender, work Work, log *slog.Logger, silent bool) (*Engine, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
@@ -210,7 +223,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, key ed25519.PrivateKey
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, nc: nc, js: js, key: key, keyID: sign.KeyID(key.Public().(ed25519.PublicKey)),
-		sender: sender, work: work, log: log, running: map[string]context.CancelFunc{}}
+		sender: sender, work: work, log: log, running: map[string]context.CancelFunc{}, noBeat: silent}
 	if err := e.setup(ctx); err != nil {
 		return nil, err
 	}

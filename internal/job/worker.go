@@ -38,6 +38,8 @@ func (e *Engine) pause(d time.Duration) {
 
 // take claims the job a queue message names, runs it and records its end.
 func (e *Engine) take(msg jetstream.Msg) {
+	e.active.Add(1)
+	defer e.active.Add(-1)
 	id := string(msg.Data())
 	ctx := e.ctx
 	var tooMany bool
@@ -80,13 +82,16 @@ func (e *Engine) take(msg jetstream.Msg) {
 	e.mu.Unlock()
 	beat := time.NewTicker(e.cfg.AckWait / 3)
 	done := make(chan struct{})
+	silent := e.noBeat
 	go func() {
 		for {
 			select {
 			case <-done:
 				return
 			case <-beat.C:
-				_ = msg.InProgress()
+				if !silent {
+					_ = msg.InProgress()
+				}
 			}
 		}
 	}()

@@ -66,6 +66,12 @@ func TestLayering(t *testing.T) {
 			if pkg == "internal/session" && (strings.HasPrefix(local, "internal/jail") || strings.HasPrefix(local, "internal/api")) {
 				t.Errorf("internal/session imports %s; it goes through the runner and knows nothing of HTTP", local)
 			}
+			// Jobs know NATS, not what a request means: the API gives them
+			// their work. The relay only moves bytes between nodes.
+			if (strings.HasPrefix(pkg, "internal/job") || pkg == "internal/relay") && strings.HasPrefix(local, "internal/") &&
+				!strings.HasPrefix(local, "internal/job") {
+				t.Errorf("%s imports %s; it may import only its own subpackages", pkg, local)
+			}
 		}
 	}
 }
