@@ -180,12 +180,23 @@ func (s *Server) jobError(ctx context.Context, err error) error {
 	return p
 }
 
-func (s *Server) getJob(ctx context.Context, in *JobPath) (*struct{ Body json.RawMessage }, error) {
+func (s *Server) getJob(ctx context.Context, in *struct {
+	JobPath
+	Wait int `query:"wait" minimum:"0" maximum:"60" doc:"Seconds to wait for the job to end before answering (a long poll; at most write_timeout − 5 s)."`
+}) (*struct{ Body json.RawMessage }, error) {
 	e, err := s.engine(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := e.Get(ctx, in.ID, "")
+	var rec job.Record
+	if in.Wait > 0 {
+		// The answer must be written within write_timeout of the request:
+		// the wait leaves it 5 s (a long poll may always answer early).
+		d := min(time.Duration(in.Wait)*time.Second, s.cfg.WriteTimeout-5*time.Second)
+		rec, err = e.Wait(ctx, in.ID, "", max(d, time.Second))
+	} else {
+		rec, err = e.Get(ctx, in.ID, "")
+	}
 	if err != nil {
 		return nil, s.jobError(ctx, err)
 	}

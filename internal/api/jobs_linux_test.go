@@ -116,7 +116,12 @@ func TestJobLifecycle(t *testing.T) {
 	url, _ := jobServer(t, testJobConfig())
 	id := submit(t, url, map[string]any{"command": []string{"sh", "-c", "read x; echo hello $x; echo err >&2; printf 'a\\000b' > out.bin"},
 		"stdin": "world", "outputs": []string{"out.bin"}})
-	r := waitJob(t, url, id, "done")
+	// A long poll answers when the job ends.
+	r := call(t, "GET", url+"/v1/jobs/"+id+"?wait=20", nil)
+	expect(t, r, http.StatusOK)
+	if r.body["status"] != "done" {
+		t.Fatalf("after wait: %s", r.raw)
+	}
 	if got := field(r.body, "result", "run", "stdout"); got != "hello world\n" {
 		t.Fatalf("stdout %q: %s", got, r.raw)
 	}
@@ -216,6 +221,7 @@ func TestJobBadInput(t *testing.T) {
 	expectProblem(t, call(t, "GET", url+"/v1/jobs/0123", nil), http.StatusNotFound, "path.id")
 	expectProblem(t, call(t, "GET", url+"/v1/jobs/"+strings.Repeat("a", 44), nil), http.StatusNotFound, "path.id")
 	expectProblem(t, call(t, "DELETE", url+"/v1/jobs/"+strings.Repeat("a", 44), nil), http.StatusNotFound, "path.id")
+	expectProblem(t, call(t, "GET", url+"/v1/jobs/"+strings.Repeat("a", 44)+"?wait=61", nil), http.StatusUnprocessableEntity, "query.wait")
 	r := call(t, "GET", url+"/v1/jobs/"+strings.Repeat("a", 44)+"/events", nil)
 	expectProblem(t, r, http.StatusNotFound, "path.id")
 	// The server is still up.
@@ -450,5 +456,20 @@ func TestJobWebhookRefused(t *testing.T) {
 	attempts := r.body["webhook"].(map[string]any)["attempts"].([]any)
 	if len(attempts) != 3 || !strings.Contains(fmt.Sprint(field(r.body, "webhook", "attempts", "0", "error")), "refused") {
 		t.Fatalf("attempts: %s", r.raw)
+	}
+}
+
+// A request and a result too large for the job's record go through the
+// object store.
+func TestJobLarge(t *testing.T) {
+	url, _ := jobServer(t, testJobConfig())
+	big := strings.Repeat("0123456789abcdef", 100<<10/16)
+	id := submit(t, url, map[string]any{"command": []string{"cat", "big.txt"}, "files": []any{map[string]any{"name": "big.txt", "content": big}}})
+	r := call(t, "GET", url+"/v1/jobs/"+id+"?wait=20", nil)
+	if r.body["status"] != "done" || field(r.body, "result", "run", "stdout") != big {
+		t.Fatalf("large job: %.300s", r.raw)
+	}
+	if err := sign.VerifyJob(r.raw, keys(t, url), nil); err != nil {
+		t.Fatal(err)
 	}
 }

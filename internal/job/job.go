@@ -27,7 +27,6 @@ import (
 	"log/slog"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +85,10 @@ type Record struct {
 	RequestSHA256 string          `json:"request_sha256"`
 	Error         string          `json:"error,omitempty"`
 	Result        string          `json:"result_object,omitempty"`
+	// A small request and result are kept in the record itself (one
+	// round trip fewer each, and no object-store consumer to read them).
+	Request      json.RawMessage `json:"request,omitempty"`
+	ResultInline json.RawMessage `json:"result_inline,omitempty"`
 	Signature     *sign.Signature `json:"signature,omitempty"`
 	Callback      *Callback       `json:"callback,omitempty"`
 	Webhook       *Webhook        `json:"webhook,omitempty"`
@@ -353,12 +356,14 @@ func (e *Engine) Submit(ctx context.Context, request []byte, cb *Callback, idemK
 			}
 		}()
 	}
-	if _, err := e.data.PutBytes(ctx, id+".request", request); err != nil {
-		return rec, false, fmt.Errorf("storing the request: %w", err)
-	}
 	rec = Record{ID: id, Status: Queued, CreatedAt: time.Now().UTC(), RequestSHA256: sum, Callback: cb, Owner: owner}
 	if cb != nil {
 		rec.Webhook = &Webhook{Attempts: []webhook.Attempt{}}
+	}
+	if inline(request) {
+		rec.Request = request
+	} else if _, err := e.data.PutBytes(ctx, id+".request", request); err != nil {
+		return rec, false, fmt.Errorf("storing the request: %w", err)
 	}
 	if _, err := e.jobs.Create(ctx, id, encode(rec)); err != nil {
 		_ = e.data.Delete(context.WithoutCancel(ctx), id+".request")
@@ -369,7 +374,8 @@ func (e *Engine) Submit(ctx context.Context, request []byte, cb *Callback, idemK
 		bg := context.WithoutCancel(ctx)
 		_ = e.jobs.Purge(bg, id)
 		_ = e.data.Delete(bg, id+".request")
-		if strings.Contains(err.Error(), "maximum messages") || e.queued(bg) >= e.cfg.MaxQueued {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errStreamStoreFailed || e.queued(bg) >= e.cfg.MaxQueued {
 			return rec, false, ErrQueueFull
 		}
 		return rec, false, err
@@ -411,6 +417,17 @@ func (e *Engine) queued(ctx context.Context) int {
 	return int(info.NumPending) + info.NumAckPending
 }
 
+// errStreamStoreFailed is JetStream's code for a message the stream
+// refused to store (here: the queue is at job_queue_length).
+const errStreamStoreFailed jetstream.ErrorCode = 10077
+
+// maxInline bounds a request or result kept in the job's record.
+const maxInline = 64 << 10
+
+// inline reports whether b is kept in the record: small, and JSON (so that
+// the record holds it as it is).
+func inline(b []byte) bool { return len(b) <= maxInline && json.Valid(b) }
+
 func encode(r Record) []byte {
 	b, _ := json.Marshal(r)
 	return b
@@ -447,24 +464,39 @@ func (e *Engine) get(ctx context.Context, id string) (Record, uint64, error) {
 // change applies f to a job's record by compare-and-set until it holds.
 // f returns false to leave the record as it is.
 func (e *Engine) change(ctx context.Context, id string, f func(*Record) bool) (Record, bool, error) {
+	rec, _, changed, err := e.changeFrom(ctx, id, nil, 0, f)
+	return rec, changed, err
+}
+
+// changeFrom is change starting from a record read at revision rev (when
+// from is set), and returns the record's new revision.
+func (e *Engine) changeFrom(ctx context.Context, id string, from *Record, rev uint64, f func(*Record) bool) (Record, uint64, bool, error) {
 	for {
-		rec, rev, err := e.get(ctx, id)
-		if err != nil {
-			return rec, false, err
+		var rec Record
+		if from != nil {
+			rec, from = *from, nil
+		} else {
+			var err error
+			if rec, rev, err = e.get(ctx, id); err != nil {
+				return rec, 0, false, err
+			}
 		}
 		if !f(&rec) {
-			return rec, false, nil
+			return rec, rev, false, nil
 		}
-		_, err = e.jobs.Update(ctx, id, encode(rec), rev)
+		next, err := e.jobs.Update(ctx, id, encode(rec), rev)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
-		return rec, err == nil, err
+		return rec, next, err == nil, err
 	}
 }
 
 // Result is a finished job's result, as the Work function returned it.
 func (e *Engine) Result(ctx context.Context, rec Record) ([]byte, error) {
+	if rec.ResultInline != nil {
+		return rec.ResultInline, nil
+	}
 	if rec.Result == "" {
 		return nil, nil
 	}

@@ -186,7 +186,9 @@ func TestSilentNodeLosesTheJob(t *testing.T) {
 	conn := natsConn(t)
 	wedged := &blocking{release: make(chan struct{}), ignoreCancel: true}
 	a := openSilent(t, conn(), testConfig("a"), wedged.work)
-	id := submit(t, a, "contested")
+	// A request (and so a result) too large to be kept in the record:
+	// both go to the object store, and the late node's result must not.
+	id := submit(t, a, `"`+strings.Repeat("x", maxInline)+`"`)
 	wait(t, a, id, Running)
 	b := open(t, conn(), testConfig("b"), echo)
 	rec := wait(t, b, id, Done)

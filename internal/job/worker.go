@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/runbox-dev/runbox/internal/job/sign"
@@ -43,7 +44,7 @@ func (e *Engine) take(msg jetstream.Msg) {
 	id := string(msg.Data())
 	ctx := e.ctx
 	var tooMany bool
-	rec, claimed, err := e.change(ctx, id, func(r *Record) bool {
+	rec, rev, claimed, err := e.changeFrom(ctx, id, nil, 0, func(r *Record) bool {
 		if Terminal(r.Status) {
 			return false
 		}
@@ -96,6 +97,7 @@ func (e *Engine) take(msg jetstream.Msg) {
 		}
 	}()
 	result, werr := e.run(runCtx, rec)
+	rec.Request = nil
 	close(done)
 	beat.Stop()
 	e.mu.Lock()
@@ -117,14 +119,17 @@ func (e *Engine) take(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	e.finish(msg, rec, result, werr)
+	e.finish(msg, rec, rev, result, werr)
 }
 
 // run fetches the request and runs it, its output published as events.
 func (e *Engine) run(ctx context.Context, rec Record) ([]byte, error) {
-	request, err := e.data.GetBytes(ctx, rec.ID+".request")
-	if err != nil {
-		return nil, fmt.Errorf("reading the request: %w", err)
+	request := []byte(rec.Request)
+	if request == nil {
+		var err error
+		if request, err = e.data.GetBytes(ctx, rec.ID+".request"); err != nil {
+			return nil, fmt.Errorf("reading the request: %w", err)
+		}
 	}
 	return e.work(ctx, request, func(stream string, p []byte) {
 		for len(p) > 0 {
@@ -141,29 +146,35 @@ const maxChunk = 32 << 10
 // finish records a run's end, if this run still holds the job: a job
 // cancelled meanwhile, or taken by another node after this one was silent
 // too long, keeps what it has, and this run's result is dropped.
-func (e *Engine) finish(msg jetstream.Msg, claimed Record, result []byte, werr error) {
+func (e *Engine) finish(msg jetstream.Msg, claimed Record, rev uint64, result []byte, werr error) {
 	ctx := context.Background()
 	id := claimed.ID
 	object := ""
-	if werr == nil {
+	if werr == nil && !inline(result) {
 		object = fmt.Sprintf("%s.result.%d", id, claimed.Runs)
 		if _, err := e.data.PutBytes(ctx, object, result); err != nil {
 			werr, object = fmt.Errorf("storing the result: %w", err), ""
 		}
 	}
-	rec, won, err := e.change(ctx, id, func(r *Record) bool {
+	// The record as this run claimed it is most likely still the latest:
+	// try it first.
+	claimed.Request = nil
+	rec, _, won, err := e.changeFrom(ctx, id, &claimed, rev, func(r *Record) bool {
 		if r.Status != Running || r.Node != e.cfg.Node || r.Runs != claimed.Runs {
 			return false
 		}
-		r.FinishedAt = time.Now().UTC()
+		r.FinishedAt, r.Request = time.Now().UTC(), nil
 		if werr != nil {
 			r.Status, r.Error = Failed, werr.Error()
 			return true
 		}
 		r.Status, r.Result = Done, object
+		if object == "" {
+			r.ResultInline = result
+		}
 		sig, err := e.sign(*r, result)
 		if err != nil {
-			r.Status, r.Result, r.Error = Failed, "", "signing the result: "+err.Error()
+			r.Status, r.Result, r.ResultInline, r.Error = Failed, "", nil, "signing the result: "+err.Error()
 			return true
 		}
 		r.Signature = &sig
@@ -241,10 +252,17 @@ func (e *Engine) Events(ctx context.Context, id, owner string, f func(Event) err
 	if Terminal(rec.Status) {
 		return f(statusEvent(rec))
 	}
-	cons, err := e.js.OrderedConsumer(ctx, eventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventsPrefix + id}})
+	cons, err := e.js.OrderedConsumer(ctx, eventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventsPrefix + id},
+		InactiveThreshold: time.Minute})
 	if err != nil {
 		return err
 	}
+	// The consumer goes with the reader (the threshold is a backstop).
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			_ = e.js.DeleteConsumer(context.WithoutCancel(ctx), eventsStream, info.Name)
+		}
+	}()
 	for {
 		fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		msg, err := cons.Next(jetstream.FetchContext(fctx))
@@ -271,6 +289,36 @@ func (e *Engine) Events(ctx context.Context, id, owner string, f func(Event) err
 		}
 		if ev.Type == "status" && Terminal(ev.Status) {
 			return nil
+		}
+	}
+}
+
+// Wait returns a job once it has ended, or as it is when d has passed.
+func (e *Engine) Wait(ctx context.Context, id, owner string, d time.Duration) (Record, error) {
+	ends := make(chan *nats.Msg, 16)
+	sub, err := e.nc.ChanSubscribe(eventsPrefix+id, ends)
+	if err != nil {
+		return Record{}, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		// Subscribed first, read second: an end between the two is not missed.
+		rec, err := e.Get(ctx, id, owner)
+		if err != nil || Terminal(rec.Status) {
+			return rec, err
+		}
+		for ended := false; !ended; {
+			select {
+			case <-ctx.Done():
+				return rec, ctx.Err()
+			case <-timer.C:
+				return e.Get(ctx, id, owner)
+			case m := <-ends:
+				var ev Event
+				ended = json.Unmarshal(m.Data, &ev) == nil && ev.Type == "status" && Terminal(ev.Status)
+			}
 		}
 	}
 }
