@@ -38,6 +38,7 @@ bench: build
 	bench/jail.sh
 	bench/cli.sh
 	bench/http.sh
+	bench/jobs.sh
 	bench/session.sh
 
 clean:

@@ -13,10 +13,14 @@ go build -o bin/httpload ./bench/httpload
 command -v hyperfine >/dev/null || { echo "bench/http.sh: needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-log=$(mktemp)
-./bin/runbox serve --listen "127.0.0.1:$port" 2>"$log" &
+# The server's data (node key, embedded NATS store) goes in a temporary
+# dir, not /var/lib/runbox: a benchmark leaves the machine as it found it.
+tmp=$(mktemp -d -t runbox-bench.XXXXXX)
+./bin/runbox serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" 2>"$tmp/log" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 for _ in $(seq 100); do curl -sf "127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
 url="http://127.0.0.1:$port/v1/run"
@@ -36,7 +40,6 @@ loops() { # $1 parallel loops of $n runs of $2 → runs/s
 	python3 -c "print('%.0f' % ($k*$n/(($end-$start)/1e9)))"
 }
 
-tmp=$(mktemp -d)
 echo "runbox serve against bare exec and runbox run ($(nproc) cores, $(uname -r); $n requests each)"
 echo
 echo "| program | conc. | bare p50 | bare runs/s | runbox run p50 | HTTP p50 | HTTP p99 | HTTP req/s | HTTP p50 − bare | HTTP p50 ÷ bare | HTTP req/s ÷ bare |"
@@ -57,4 +60,3 @@ print(f"| {p} | {c} | {bp50:.2f} ms | {brps:.0f} | {cp50:.2f} ms | {p50:.2f} ms 
 PY
 	done
 done
-rm -rf "$tmp"
