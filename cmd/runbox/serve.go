@@ -28,6 +28,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/job"
 	"github.com/runbox-dev/runbox/internal/job/sign"
 	"github.com/runbox-dev/runbox/internal/job/webhook"
+	"github.com/runbox-dev/runbox/internal/relay"
 	"github.com/runbox-dev/runbox/internal/runner"
 	"github.com/runbox-dev/runbox/internal/session"
 )
@@ -372,7 +373,7 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	run.Defaults = toLimits(cfg.Defaults)
 	metrics := api.NewMetrics(func() float64 { return float64(cache.Bytes()) })
 	acfg := apiConfig(cfg)
-	acfg.Version, acfg.CgroupVersion = version, j.CgroupVersion()
+	acfg.Version, acfg.CgroupVersion, acfg.Node = version, j.CgroupVersion(), cfg.Node
 	sessions := session.NewManager(run, sessionConfig(cfg), log)
 	// Every session ends when the server stops (before the jail closes).
 	defer sessions.Close()
@@ -406,7 +407,10 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	// little time to finish before their boxes are killed with the jail.
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err = srv.Shutdown(sctx)
+	// Sessions end while the relay can still release their records.
+	sessions.Close()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil
@@ -418,7 +422,12 @@ type jobsRun struct {
 	emb    *job.Embedded
 	nc     *nats.Conn
 	engine *job.Engine
+	relay  *relay.Relay
 }
+
+// ownerTTL is how long a dead node's sessions stay recorded as its own
+// (a live node renews its records every third of it).
+const ownerTTL = time.Minute
 
 // startJobs opens the data directory, the node's key and webhook secret,
 // connects to NATS (embedded unless --nats) and starts the job engine.
@@ -463,6 +472,13 @@ func startJobs(ctx context.Context, cfg serveConfig, policy *webhook.Policy, srv
 	where := "embedded"
 	if cfg.NATS != "" {
 		where = cfg.NATS
+		// Several nodes: a session's calls that reach another node are
+		// forwarded to its owner over NATS.
+		if r.relay, err = relay.New(octx, r.nc, cfg.Node, srv.Handler(), ownerTTL, cfg.NATSReplicas, log); err != nil {
+			r.close()
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		srv.UseRelay(r.relay)
 	}
 	log.Info("jobs", "node", cfg.Node, "nats", where, "data_dir", cfg.DataDir, "key_id", sign.KeyID(key.Public().(ed25519.PublicKey)))
 	return r, nil
@@ -470,6 +486,9 @@ func startJobs(ctx context.Context, cfg serveConfig, policy *webhook.Policy, srv
 
 // close stops the engine (running jobs go back to the queue), then NATS.
 func (r *jobsRun) close() {
+	if r.relay != nil {
+		r.relay.Close()
+	}
 	if r.engine != nil {
 		r.engine.Close()
 	}

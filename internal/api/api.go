@@ -26,6 +26,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/job"
 	"github.com/runbox-dev/runbox/internal/job/webhook"
+	"github.com/runbox-dev/runbox/internal/relay"
 	"github.com/runbox-dev/runbox/internal/runner"
 	"github.com/runbox-dev/runbox/internal/session"
 )
@@ -77,6 +78,8 @@ type Config struct {
 	// given by UseJobs. CallbackPolicy checks callback URLs at submit.
 	Jobs           bool
 	CallbackPolicy *webhook.Policy
+	// Node is this node's name (jobs, and the relay between nodes).
+	Node string
 }
 
 // Check reports settings the server cannot work with: a bound that is not
@@ -129,6 +132,7 @@ type Server struct {
 	mux       *http.ServeMux // huma's routes
 	root      *http.ServeMux // the run route's admission, then mux
 	jobs      atomic.Pointer[job.Engine]
+	relay     atomic.Pointer[relay.Relay]
 }
 
 // New builds the API.
@@ -177,7 +181,10 @@ func (s *Server) Handler() http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		s.root.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		if !s.forward(sw, r) {
+			s.root.ServeHTTP(sw, r)
+		}
 		s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
 	})

@@ -275,6 +275,10 @@ func (s *Server) createSession(ctx context.Context, in *struct{ Body SessionBody
 		}
 		return nil, s.runError(ctx, runner.Request{Language: b.Language}, err)
 	}
+	if err := s.claim(ctx, ss.ID); err != nil {
+		_ = s.cfg.Sessions.Delete(ss.ID)
+		return nil, err
+	}
 	return &struct{ Body SessionOut }{Body: sessionOut(ss.Info())}, nil
 }
 

@@ -116,6 +116,7 @@ type Manager struct {
 	sessions map[string]*Session
 	opening  int // sessions being created, counted against MaxSessions
 	closed   bool
+	onEnd    func(id string)
 
 	stop, done chan struct{}
 }
@@ -126,6 +127,14 @@ func NewManager(r *runner.Runner, cfg Config, log *slog.Logger) *Manager {
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go m.reaper()
 	return m
+}
+
+// OnEnd makes f be called with the id of each session that ends, however
+// it ends (after its box is gone).
+func (m *Manager) OnEnd(f func(id string)) {
+	m.mu.Lock()
+	m.onEnd = f
+	m.mu.Unlock()
 }
 
 // Config is the manager's configuration, defaults filled.
@@ -360,12 +369,16 @@ func (s *Session) end(why string) {
 		s.mu.Unlock()
 		s.m.mu.Lock()
 		delete(s.m.sessions, s.ID)
+		onEnd := s.m.onEnd
 		s.m.mu.Unlock()
 		s.cancel()
 		if err := s.box.Close(); err != nil {
 			s.m.log.Error("close session", "session", s.ID, "err", err)
 		}
 		s.m.log.Info("session ended", "session", s.ID, "why", why)
+		if onEnd != nil {
+			onEnd(s.ID)
+		}
 	})
 }
 
