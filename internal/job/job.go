@@ -75,24 +75,24 @@ type Webhook struct {
 
 // Record is a job as the key-value bucket holds it.
 type Record struct {
-	ID            string          `json:"id"`
-	Status        string          `json:"status"`
-	CreatedAt     time.Time       `json:"created_at"`
-	StartedAt     time.Time       `json:"started_at,omitzero"`
-	FinishedAt    time.Time       `json:"finished_at,omitzero"`
-	Node          string          `json:"node,omitempty"`
-	Runs          int             `json:"runs"` // times a worker took it
-	RequestSHA256 string          `json:"request_sha256"`
-	Error         string          `json:"error,omitempty"`
-	Result        string          `json:"result_object,omitempty"`
+	ID            string    `json:"id"`
+	Status        string    `json:"status"`
+	CreatedAt     time.Time `json:"created_at"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	FinishedAt    time.Time `json:"finished_at,omitzero"`
+	Node          string    `json:"node,omitempty"`
+	Runs          int       `json:"runs"` // times a worker took it
+	RequestSHA256 string    `json:"request_sha256"`
+	Error         string    `json:"error,omitempty"`
+	Result        string    `json:"result_object,omitempty"`
 	// A small request and result are kept in the record itself (one
 	// round trip fewer each, and no object-store consumer to read them).
 	Request      json.RawMessage `json:"request,omitempty"`
 	ResultInline json.RawMessage `json:"result_inline,omitempty"`
-	Signature     *sign.Signature `json:"signature,omitempty"`
-	Callback      *Callback       `json:"callback,omitempty"`
-	Webhook       *Webhook        `json:"webhook,omitempty"`
-	Owner         string          `json:"owner,omitempty"`
+	Signature    *sign.Signature `json:"signature,omitempty"`
+	Callback     *Callback       `json:"callback,omitempty"`
+	Webhook      *Webhook        `json:"webhook,omitempty"`
+	Owner        string          `json:"owner,omitempty"`
 }
 
 // Work runs a request and returns its result. out receives the output as

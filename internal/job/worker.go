@@ -119,16 +119,51 @@ func (e *Engine) take(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
+	if errors.Is(werr, errStorage) {
+		// Ours, not the job's: it runs again (job_max_runs bounds how often).
+		e.log.Error("running a job", "job", id, "err", werr)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
 	e.finish(msg, rec, rev, result, werr)
+}
+
+// errStorage marks a failure of the jobs' storage (NATS), not of a run.
+var errStorage = errors.New("job storage")
+
+// retryTimeout bounds the retries of a call to the jobs' storage: NATS
+// refuses requests for seconds while a stream elects a new leader (after
+// its last one died).
+const retryTimeout = time.Minute
+
+// retry calls f until it succeeds, finds nothing, or retryTimeout has
+// passed, telling NATS meanwhile that the job (msg, when set) is still in
+// hand, so that no other node takes it.
+func (e *Engine) retry(ctx context.Context, msg jetstream.Msg, what, id string, f func() error) error {
+	deadline := time.Now().Add(retryTimeout)
+	for {
+		err := f()
+		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, jetstream.ErrObjectNotFound) ||
+			ctx.Err() != nil || e.ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		e.log.Warn(what+"; retrying", "job", id, "err", err)
+		if msg != nil {
+			_ = msg.InProgress()
+		}
+		e.pause(time.Second)
+	}
 }
 
 // run fetches the request and runs it, its output published as events.
 func (e *Engine) run(ctx context.Context, rec Record) ([]byte, error) {
 	request := []byte(rec.Request)
 	if request == nil {
-		var err error
-		if request, err = e.data.GetBytes(ctx, rec.ID+".request"); err != nil {
-			return nil, fmt.Errorf("reading the request: %w", err)
+		if err := e.retry(ctx, nil, "reading a job's request", rec.ID, func() (err error) {
+			request, err = e.data.GetBytes(ctx, rec.ID+".request")
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("%w: reading the request: %w", errStorage, err)
 		}
 	}
 	return e.work(ctx, request, func(stream string, p []byte) {
@@ -152,14 +187,18 @@ func (e *Engine) finish(msg jetstream.Msg, claimed Record, rev uint64, result []
 	object := ""
 	if werr == nil && !inline(result) {
 		object = fmt.Sprintf("%s.result.%d", id, claimed.Runs)
-		if _, err := e.data.PutBytes(ctx, object, result); err != nil {
-			werr, object = fmt.Errorf("storing the result: %w", err), ""
+		if err := e.retry(ctx, msg, "storing a job's result", id, func() error {
+			_, err := e.data.PutBytes(ctx, object, result)
+			return err
+		}); err != nil {
+			// The job runs again (job_max_runs bounds how often).
+			e.log.Error("storing a job's result", "job", id, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
 		}
 	}
-	// The record as this run claimed it is most likely still the latest:
-	// try it first.
 	claimed.Request = nil
-	rec, _, won, err := e.changeFrom(ctx, id, &claimed, rev, func(r *Record) bool {
+	end := func(r *Record) bool {
 		if r.Status != Running || r.Node != e.cfg.Node || r.Runs != claimed.Runs {
 			return false
 		}
@@ -179,9 +218,27 @@ func (e *Engine) finish(msg jetstream.Msg, claimed Record, rev uint64, result []
 		}
 		r.Signature = &sig
 		return true
+	}
+	// The record as this run claimed it is most likely still the latest:
+	// try it first; a retry reads it again.
+	var rec Record
+	var won bool
+	from := &claimed
+	err := e.retry(ctx, msg, "recording a job's end", id, func() (err error) {
+		rec, _, won, err = e.changeFrom(ctx, id, from, rev, end)
+		from = nil
+		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		// The record still says running: acknowledging would leave it so
+		// for ever. The job runs again.
 		e.log.Error("recording a job's end", "job", id, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	// A try whose answer was lost may have landed: then this run ended it.
+	if !won && rec.Status == Done && rec.Node == e.cfg.Node && rec.Runs == claimed.Runs {
+		won = true
 	}
 	if !won || rec.Status != Done {
 		if object != "" {
