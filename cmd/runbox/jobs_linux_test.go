@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -368,8 +369,40 @@ type leftovers struct {
 func checkLeftoversAtEnd(t *testing.T) *leftovers {
 	t.Helper()
 	l := &leftovers{mounts: runboxMountCount(t)}
-	t.Cleanup(func() { checkNoLeftovers(t, l.mounts, l.pids...) })
+	t.Cleanup(func() {
+		checkNoLeftovers(t, l.mounts, l.pids...)
+		// A runbox killed with SIGKILL leaves its cgroups to the next
+		// runbox started beside it, which removes them: start one.
+		if out, err := exec.Command(runboxBin, "run", "--init", initBin, "--", "true").CombinedOutput(); err != nil {
+			t.Errorf("runbox run: %v: %s", err, out)
+		}
+		for _, pid := range l.pids {
+			if dirs := cgroupsOf(pid); len(dirs) > 0 {
+				t.Errorf("cgroups of runbox %d left: %v", pid, dirs)
+			}
+		}
+	})
 	return l
+}
+
+// cgroupsOf lists the cgroup directories of the runbox with this pid.
+func cgroupsOf(pid int) []string {
+	var out []string
+	prefix := fmt.Sprintf("runbox-%d-", pid)
+	_ = filepath.WalkDir("/sys/fs/cgroup", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), prefix) {
+			out = append(out, path)
+			return filepath.SkipDir
+		}
+		if strings.Count(path, "/") > 10 {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out
 }
 
 func writeConfig(t *testing.T, text string) string {
