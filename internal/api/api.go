@@ -169,6 +169,12 @@ func New(cfg Config, r Runner, envs *env.Registry, m *Metrics, log *slog.Logger)
 	return s
 }
 
+// Mount serves h under prefix (a compatibility API), the prefix stripped.
+// It must be called before Serve.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	s.root.Handle(prefix+"/", http.StripPrefix(prefix, h))
+}
+
 // Handler is the API with request ids and request logs.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
