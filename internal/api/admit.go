@@ -230,6 +230,15 @@ func busy(ctx context.Context, msg string) *Problem {
 	return p
 }
 
+// unavailable is a 503 that says what runbox cannot do now (its queue of
+// jobs is full, its NATS does not answer), to be retried later.
+func unavailable(ctx context.Context, msg string) *Problem {
+	p := problem(ctx, http.StatusServiceUnavailable, msg, "", "unavailable").(*Problem)
+	p.Errors = nil
+	p.RetryAfter = retryAfter
+	return p
+}
+
 // writeProblem writes a problem outside huma, in huma's shape.
 func writeProblem(w http.ResponseWriter, p *Problem) {
 	for k, v := range p.GetHeaders() {

@@ -32,9 +32,7 @@ func (s *Server) claim(ctx context.Context, id string) error {
 	}
 	if err := r.Claim(ctx, id); err != nil {
 		s.log.Error("claiming a session", "request_id", requestID(ctx), "session", id, "err", err)
-		p := problem(ctx, http.StatusServiceUnavailable, "the cluster could not record the session; retry later", "", "unavailable").(*Problem)
-		p.Errors, p.RetryAfter = nil, retryAfter
-		return p
+		return unavailable(ctx, "the cluster could not record the session; retry later")
 	}
 	return nil
 }

@@ -168,16 +168,12 @@ func (s *Server) jobError(ctx context.Context, err error) error {
 	case errors.Is(err, job.ErrIdempotencyMismatch):
 		return problem(ctx, http.StatusUnprocessableEntity, err.Error(), "header.Idempotency-Key", "a key names one request; use a new key for a new request")
 	case errors.Is(err, job.ErrQueueFull):
-		p := problem(ctx, http.StatusServiceUnavailable, "the job queue is full; retry later", "", "capacity").(*Problem)
-		p.Errors, p.RetryAfter = nil, retryAfter
-		return p
+		return unavailable(ctx, "the job queue is full; retry later")
 	case ctx.Err() != nil:
 		return problem(ctx, 499, "client went away", "", "cancelled")
 	}
 	s.log.Error("jobs", "request_id", requestID(ctx), "err", err)
-	p := problem(ctx, http.StatusServiceUnavailable, "the job store is unavailable; retry later", "", "unavailable").(*Problem)
-	p.Errors, p.RetryAfter = nil, retryAfter
-	return p
+	return unavailable(ctx, "the job store is unavailable; retry later")
 }
 
 func (s *Server) getJob(ctx context.Context, in *struct {
