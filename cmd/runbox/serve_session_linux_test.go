@@ -64,7 +64,12 @@ func TestServeKilledWithSessions(t *testing.T) {
 	const sessions = 3
 	openSessions(t, client, addr, marker, sessions)
 	// The detached sleepers were killed with their command: one sleeper
-	// per session is left, the background command.
+	// per session is left, the background command (which may still be
+	// on its way to exec when its 202 arrives).
+	deadline := time.Now().Add(10 * time.Second)
+	for countSleepers(marker) < sessions && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if n := countSleepers(marker); n != sessions {
 		t.Fatalf("%d sleepers run; want %d (the background commands; a command's detached children die with it)", n, sessions)
 	}
@@ -91,6 +96,10 @@ func TestServeStopEndsSessions(t *testing.T) {
 	marker := fmt.Sprintf("302.%d", os.Getpid())
 	client := &http.Client{Timeout: time.Minute}
 	openSessions(t, client, addr, marker, 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for countSleepers(marker) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if n := countSleepers(marker); n != 2 {
 		t.Fatalf("%d sleepers run; want 2", n)
 	}
