@@ -54,6 +54,16 @@ func openSessions(t *testing.T, client *http.Client, addr, marker string, n int)
 	}
 }
 
+// awaitSleepers waits up to 10 s for n sleepers with marker to run and
+// returns how many run.
+func awaitSleepers(marker string, n int) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for countSleepers(marker) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return countSleepers(marker)
+}
+
 // kill -9 of runbox serve with live sessions leaves none of their
 // processes behind, and the next start sweeps their cgroups.
 func TestServeKilledWithSessions(t *testing.T) {
@@ -66,11 +76,7 @@ func TestServeKilledWithSessions(t *testing.T) {
 	// The detached sleepers were killed with their command: one sleeper
 	// per session is left, the background command (which may still be
 	// on its way to exec when its 202 arrives).
-	deadline := time.Now().Add(10 * time.Second)
-	for countSleepers(marker) < sessions && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := countSleepers(marker); n != sessions {
+	if n := awaitSleepers(marker, sessions); n != sessions {
 		t.Fatalf("%d sleepers run; want %d (the background commands; a command's detached children die with it)", n, sessions)
 	}
 	pid := srv.Process.Pid
@@ -96,11 +102,7 @@ func TestServeStopEndsSessions(t *testing.T) {
 	marker := fmt.Sprintf("302.%d", os.Getpid())
 	client := &http.Client{Timeout: time.Minute}
 	openSessions(t, client, addr, marker, 2)
-	deadline := time.Now().Add(10 * time.Second)
-	for countSleepers(marker) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := countSleepers(marker); n != 2 {
+	if n := awaitSleepers(marker, 2); n != 2 {
 		t.Fatalf("%d sleepers run; want 2", n)
 	}
 	pid := srv.Process.Pid
