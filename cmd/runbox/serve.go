@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/runbox-dev/runbox/internal/api"
+	"github.com/runbox-dev/runbox/internal/compat/codebox"
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/jail"
 	"github.com/runbox-dev/runbox/internal/job"
@@ -81,6 +82,10 @@ type serveConfig struct {
 	WebhookTimeout env.Duration   `toml:"webhook_timeout"`
 	WebhookWorkers int            `toml:"webhook_workers"`
 	CallbackAllow  []string       `toml:"callback_allow"`
+
+	Compat         []string          `toml:"compat"`
+	CompatListen   map[string]string `toml:"compat_listen"`
+	CodeboxAliases map[string]string `toml:"codebox_aliases"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -126,6 +131,7 @@ func defaultServeConfig() serveConfig {
 		WebhookRetries:        durations(job.DefaultConfig.WebhookRetries),
 		WebhookTimeout:        env.Duration(job.DefaultConfig.WebhookTimeout),
 		WebhookWorkers:        job.DefaultConfig.WebhookWorkers,
+		CodeboxAliases:        codebox.DefaultAliases,
 	}
 }
 
@@ -191,6 +197,7 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 	natsURL := fset.String("nats", "", "external NATS server URLs (comma-separated) instead of the embedded one")
 	node := fset.String("node", "", "this node's name (default: the host name)")
 	allow := fset.String("callback-allow", "", "address ranges (CIDRs, comma-separated) that callbacks may reach")
+	compatFlag := fset.String("compat", "", "peers' APIs to serve: names or all, comma-separated, NAME=ADDR for a listener of its own")
 	if err := fset.Parse(args); err != nil {
 		return cfg, usageError{err.Error()}
 	}
@@ -227,6 +234,11 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 			*o.to = v
 		}
 	}
+	if v := getenv("RUNBOX_COMPAT"); v != "" {
+		if err := addCompat(&cfg, v); err != nil {
+			return cfg, usageError{"RUNBOX_COMPAT: " + err.Error()}
+		}
+	}
 	if v := getenv("RUNBOX_CALLBACK_ALLOW"); v != "" {
 		cfg.CallbackAllow = append(cfg.CallbackAllow, strings.Split(v, ",")...)
 	}
@@ -243,6 +255,14 @@ func loadServeConfig(args []string, getenv func(string) string) (serveConfig, er
 		if *o.from != "" {
 			*o.to = *o.from
 		}
+	}
+	if *compatFlag != "" {
+		if err := addCompat(&cfg, *compatFlag); err != nil {
+			return cfg, usageError{"--" + err.Error()}
+		}
+	}
+	if err := checkCompat(cfg); err != nil {
+		return cfg, usageError{err.Error()}
 	}
 	if *allow != "" {
 		cfg.CallbackAllow = append(cfg.CallbackAllow, strings.Split(*allow, ",")...)
@@ -391,6 +411,12 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 		return err
 	}
 	defer jobs.close()
+	compats, err := mountCompat(cfg, srv, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer compats.close()
 	log.Info("listening", "addr", ln.Addr().String(), "cgroups", j.CgroupVersion(), "max_boxes", cfg.MaxBoxes)
 	if ready != nil {
 		ready(ln.Addr().String(), stop)

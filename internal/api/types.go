@@ -78,6 +78,7 @@ type Environment struct {
 	Aliases   []string `json:"aliases"`
 	Compiled  bool     `json:"compiled"`
 	Available bool     `json:"available"`
+	Source    string   `json:"source" doc:"The main file's default name; the compile step takes the files with its extension."`
 }
 
 // LimitsOut are limits in the API's units.

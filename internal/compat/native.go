@@ -25,6 +25,10 @@ type Native struct {
 // maxAnswer bytes are refused.
 func NewNative(h http.Handler, maxAnswer int64) *Native { return &Native{h: h, maxBody: maxAnswer} }
 
+// Handler is the native API's handler (for calls Call cannot make: a
+// WebSocket served in process).
+func (n *Native) Handler() http.Handler { return n.h }
+
 // Problem is a native API error answer (RFC 9457), as an error.
 type Problem struct {
 	Status int    `json:"status"`

@@ -66,6 +66,12 @@ func TestLayering(t *testing.T) {
 			if pkg == "internal/session" && (strings.HasPrefix(local, "internal/jail") || strings.HasPrefix(local, "internal/api")) {
 				t.Errorf("internal/session imports %s; it goes through the runner and knows nothing of HTTP", local)
 			}
+			// A compatibility adapter has no execution path of its own: it
+			// calls the native API (internal/compat.Native), nothing below.
+			if strings.HasPrefix(pkg, "internal/compat/") && pkg != "internal/compat/compattest" && strings.HasPrefix(local, "internal/") &&
+				local != "internal/compat" {
+				t.Errorf("%s imports %s; an adapter goes through the native API only", pkg, local)
+			}
 			// Jobs know NATS, not what a request means: the API gives them
 			// their work. The relay only moves bytes between nodes.
 			if (strings.HasPrefix(pkg, "internal/job") || pkg == "internal/relay") && strings.HasPrefix(local, "internal/") &&

@@ -83,6 +83,7 @@ func Server(t *testing.T, cfg api.Config, prefix string, mount func(n *compat.Na
 	cfg.Jobs, cfg.CallbackPolicy = true, &webhook.Policy{Allow: prefixes}
 	log := slog.New(slog.DiscardHandler)
 	r := runner.New(box.Jail, reg, runner.NewCache(cfg.CacheBytes, time.Hour))
+	r.Defaults = cfg.Defaults
 	m := session.NewManager(r, session.Config{}, log)
 	cfg.Sessions = m
 	srv := api.New(cfg, r, reg, api.NewMetrics(nil), log)
