@@ -14,6 +14,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/api"
 	"github.com/runbox-dev/runbox/internal/compat"
 	"github.com/runbox-dev/runbox/internal/compat/codebox"
+	"github.com/runbox-dev/runbox/internal/compat/judge0"
 	"github.com/runbox-dev/runbox/internal/compat/piston"
 	"github.com/runbox-dev/runbox/internal/compat/snekbox"
 )
@@ -27,6 +28,7 @@ var compatAPIs = map[string]func(n *compat.Native, cfg serveConfig, log *slog.Lo
 		return piston.NewWith(n, piston.Options{Stream: piston.InProcess(n.Handler(), 6*int64(cfg.MaxResponse)+1<<20), Log: log})
 	},
 	"snekbox": func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler { return snekbox.New(n) },
+	"judge0":  func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler { return judge0.New(n) },
 	"codebox": func(n *compat.Native, cfg serveConfig, _ *slog.Logger) http.Handler {
 		return codebox.New(n, cfg.CodeboxAliases)
 	},
