@@ -15,7 +15,9 @@ import (
 	"github.com/runbox-dev/runbox/internal/compat"
 	"github.com/runbox-dev/runbox/internal/compat/codebox"
 	"github.com/runbox-dev/runbox/internal/compat/judge0"
+	"github.com/runbox-dev/runbox/internal/compat/opensandbox"
 	"github.com/runbox-dev/runbox/internal/compat/piston"
+	"github.com/runbox-dev/runbox/internal/compat/sandkasten"
 	"github.com/runbox-dev/runbox/internal/compat/snekbox"
 )
 
@@ -29,6 +31,10 @@ var compatAPIs = map[string]func(n *compat.Native, cfg serveConfig, log *slog.Lo
 	},
 	"snekbox": func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler { return snekbox.New(n) },
 	"judge0":  func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler { return judge0.New(n) },
+	"opensandbox": func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler {
+		return opensandbox.New(n)
+	},
+	"sandkasten": func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler { return sandkasten.New(n) },
 	"codebox": func(n *compat.Native, cfg serveConfig, _ *slog.Logger) http.Handler {
 		return codebox.New(n, cfg.CodeboxAliases)
 	},

@@ -291,7 +291,7 @@ func response(r *runResult, timeout string) commandAnswer {
 	case r.Status == "internal_error":
 		a.ExitCode = -1
 	case r.Signal != nil:
-		a.ExitCode = 128 + signalNumber(*r.Signal)
+		a.ExitCode = 128 + compat.SignalNumber(*r.Signal)
 	case r.ExitCode == 127 && a.Stderr == "" && strings.HasPrefix(r.Message, "cannot execute"):
 		a.Stderr = r.Message
 	}

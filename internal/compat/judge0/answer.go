@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // runResult is what the adapter reads of a native result (result.Result)
@@ -126,7 +128,7 @@ func fromRun(o *output, res *runResponse, redirect bool) {
 	}
 	o.message = nonEmpty(r.Message)
 	if r.Signal != nil {
-		n := signalNumber(*r.Signal)
+		n := compat.SignalNumber(*r.Signal)
 		o.exitSignal = &n
 	} else if r.Status != "internal_error" && r.ExitCode >= 0 {
 		code := r.ExitCode
@@ -197,21 +199,6 @@ func nonEmpty(s string) []byte {
 
 // secondsText is Judge0's decimal seconds ("0.012").
 func secondsText(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64) }
-
-// signalNumber is the number of a signal the native API names (Linux's
-// numbering, as on x86 and arm64); it names one it has no name for
-// "signal N".
-func signalNumber(name string) int {
-	if n, ok := strings.CutPrefix(name, "signal "); ok {
-		v, _ := strconv.Atoi(n)
-		return v
-	}
-	return slices.Index(strings.Fields(signalNames), name) + 1
-}
-
-const signalNames = "SIGHUP SIGINT SIGQUIT SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGKILL SIGUSR1 SIGSEGV SIGUSR2 " +
-	"SIGPIPE SIGALRM SIGTERM SIGSTKFLT SIGCHLD SIGCONT SIGSTOP SIGTSTP SIGTTIN SIGTTOU SIGURG SIGXCPU SIGXFSZ " +
-	"SIGVTALRM SIGPROF SIGWINCH SIGIO SIGPWR SIGSYS"
 
 // allFields are the fields runbox can answer, in Judge0's order; the
 // first eight are Judge0's default.

@@ -5,8 +5,9 @@ import (
 	"encoding/base64"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // answer is snekbox's answer to a native run.
@@ -80,23 +81,7 @@ func returncode(r *runResult) *int {
 	case r.Status == "output_limit":
 		code = 128 + 15
 	case r.Signal != nil:
-		code = 128 + signalNumber(*r.Signal)
+		code = 128 + compat.SignalNumber(*r.Signal)
 	}
 	return &code
 }
-
-// signalNumber is the number of a signal the native API names (Linux's
-// numbering, as on x86 and arm64); the native API names one it has no
-// name for "signal N".
-func signalNumber(name string) int {
-	if n, ok := strings.CutPrefix(name, "signal "); ok {
-		v, _ := strconv.Atoi(n)
-		return v
-	}
-	return slices.Index(strings.Fields(signalNames), name) + 1
-}
-
-// signalNames are Linux's signal names, from 1.
-const signalNames = "SIGHUP SIGINT SIGQUIT SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGKILL SIGUSR1 SIGSEGV SIGUSR2 " +
-	"SIGPIPE SIGALRM SIGTERM SIGSTKFLT SIGCHLD SIGCONT SIGSTOP SIGTSTP SIGTTIN SIGTTOU SIGURG SIGXCPU SIGXFSZ " +
-	"SIGVTALRM SIGPROF SIGWINCH SIGIO SIGPWR SIGSYS"
