@@ -19,6 +19,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/compat/piston"
 	"github.com/runbox-dev/runbox/internal/compat/sandkasten"
 	"github.com/runbox-dev/runbox/internal/compat/snekbox"
+	"github.com/runbox-dev/runbox/internal/job"
 )
 
 // compatAPIs are the peers' APIs runbox serves, by the name that switches
@@ -38,6 +39,13 @@ var compatAPIs = map[string]func(n *compat.Native, cfg serveConfig, log *slog.Lo
 	"codebox": func(n *compat.Native, cfg serveConfig, _ *slog.Logger) http.Handler {
 		return codebox.New(n, cfg.CodeboxAliases)
 	},
+}
+
+// addCompatFormats registers the peers' webhook formats on the job engine.
+// Every node registers them, whatever its compat setting: a job submitted
+// through an adapter on one node may end on another.
+func addCompatFormats(e *job.Engine) {
+	e.AddFormat("judge0", job.Format{Method: http.MethodPut, Body: judge0.CallbackBody})
 }
 
 func compatNames() string {

@@ -494,6 +494,7 @@ func startJobs(ctx context.Context, cfg serveConfig, policy *webhook.Policy, srv
 		r.close()
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	addCompatFormats(r.engine)
 	srv.UseJobs(r.engine)
 	where := "embedded"
 	if cfg.NATS != "" {

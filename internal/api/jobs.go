@@ -23,6 +23,7 @@ import (
 type CallbackIn struct {
 	URL     string            `json:"url" minLength:"1" maxLength:"2048" doc:"An http or https URL. Loopback, link-local, private and the server's own addresses are refused (after DNS) unless the operator allows them (callback_allow)."`
 	Headers map[string]string `json:"headers,omitempty" maxProperties:"16" doc:"Extra headers sent with the callback (not Host, Content-*, or webhook-*)."`
+	Format  string            `json:"format,omitempty" maxLength:"32" doc:"A peer's callback instead of runbox's envelope: judge0 (a PUT of the Judge0 submission)."`
 }
 
 // JobBody is the body of POST /v1/jobs: a /v1/run body and a callback.
@@ -140,7 +141,10 @@ func (s *Server) submitJob(ctx context.Context, in *struct {
 		if err := webhook.ValidHeaders(c.Headers); err != nil {
 			return nil, invalid(ctx, "body.callback.headers", err.Error())
 		}
-		cb = &job.Callback{URL: c.URL, Headers: c.Headers}
+		if c.Format != "" && !e.HasFormat(c.Format) {
+			return nil, invalid(ctx, "body.callback.format", "a callback format this server has (judge0), or none")
+		}
+		cb = &job.Callback{URL: c.URL, Headers: c.Headers, Format: c.Format}
 	}
 	rec, existed, err := e.Submit(ctx, in.RawBody, cb, in.IdempotencyKey, "")
 	if err != nil {

@@ -206,6 +206,7 @@ func TestJobBadInput(t *testing.T) {
 		{map[string]any{"command": []string{"true"}, "callback": map[string]any{"url": "http://10.1.2.3/"}}, 422, "body.callback.url"},
 		{map[string]any{"command": []string{"true"}, "callback": map[string]any{"url": "http://169.254.169.254/latest"}}, 422, "body.callback.url"},
 		{map[string]any{"command": []string{"true"}, "callback": map[string]any{"url": "https://example.com/", "headers": map[string]string{"webhook-id": "x"}}}, 422, "body.callback.headers"},
+		{map[string]any{"command": []string{"true"}, "callback": map[string]any{"url": "https://example.com/", "format": "nope"}}, 422, "body.callback.format"},
 		{map[string]any{"command": []string{"true"}, "limits": map[string]any{"wall_time_ms": 3600000}}, 422, "body.limits.wall_time_ms"},
 		{[]byte("{not json"), 400, ""},
 	} {

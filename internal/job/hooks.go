@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -39,15 +40,11 @@ func (e *Engine) deliver(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	body, err := e.WebhookBody(ctx, rec)
+	method, body, err := e.webhook(ctx, rec)
 	if err != nil {
 		e.log.Error("building a webhook", "job", id, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
-	}
-	method := rec.Callback.Method
-	if method == "" {
-		method = http.MethodPost
 	}
 	a := e.sender.Send(ctx, method, rec.Callback.URL, rec.Callback.Headers, id, body)
 	if ctx.Err() != nil {
@@ -81,6 +78,28 @@ func (e *Engine) deliver(msg jetstream.Msg) {
 	default:
 		_ = msg.NakWithDelay(e.cfg.WebhookRetries[tries-1])
 	}
+}
+
+// webhook is the method and body of a job's callback: its format's, or
+// the native envelope.
+func (e *Engine) webhook(ctx context.Context, rec Record) (string, []byte, error) {
+	if rec.Callback.Format == "" {
+		body, err := e.WebhookBody(ctx, rec)
+		return http.MethodPost, body, err
+	}
+	e.mu.Lock()
+	f, ok := e.formats[rec.Callback.Format]
+	e.mu.Unlock()
+	if !ok {
+		return "", nil, fmt.Errorf("webhook format %q is not registered on node %s", rec.Callback.Format, e.cfg.Node)
+	}
+	result, err := e.Result(ctx, rec)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return "", nil, err
+	}
+	rec.Webhook = nil
+	body, err := f.Body(View(rec, result))
+	return f.Method, body, err
 }
 
 // WebhookBody is what a job's callback receives: the Standard Webhooks

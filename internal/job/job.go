@@ -62,8 +62,17 @@ var (
 type Callback struct {
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers,omitempty"`
-	// Method is POST unless a compatibility adapter needs its peer's (PUT).
-	Method string `json:"method,omitempty"`
+	// Format names a registered webhook format (AddFormat) that gives the
+	// method and body instead of the native envelope (a compatibility
+	// adapter's peer's own).
+	Format string `json:"format,omitempty"`
+}
+
+// Format is a peer's webhook: its method and its body, built from the
+// job as View shows it (without the webhook's attempts).
+type Format struct {
+	Method string
+	Body   func(job []byte) ([]byte, error)
 }
 
 // Webhook is the delivery state of a job's callback.
@@ -201,6 +210,7 @@ type Engine struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
+	formats map[string]Format
 	active  atomic.Int64 // jobs being taken, run or finished here
 
 	// noBeat stops the heartbeats of running jobs (tests: a node that has
@@ -226,7 +236,7 @@ func openEngine(ctx context.Context, nc *nats.Conn, cfg Config, key ed25519.Priv
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, nc: nc, js: js, key: key, keyID: sign.KeyID(key.Public().(ed25519.PublicKey)),
-		sender: sender, work: work, log: log, running: map[string]context.CancelFunc{}, noBeat: silent}
+		sender: sender, work: work, log: log, running: map[string]context.CancelFunc{}, formats: map[string]Format{}, noBeat: silent}
 	if err := e.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -319,6 +329,22 @@ func (e *Engine) Close() {
 	e.mu.Unlock()
 	_ = e.cancel.Unsubscribe()
 	e.wg.Wait()
+}
+
+// AddFormat registers a webhook format under name (before jobs use it;
+// every node of a cluster registers the same).
+func (e *Engine) AddFormat(name string, f Format) {
+	e.mu.Lock()
+	e.formats[name] = f
+	e.mu.Unlock()
+}
+
+// HasFormat reports whether a webhook format is registered.
+func (e *Engine) HasFormat(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.formats[name]
+	return ok
 }
 
 // Node is this node's name.

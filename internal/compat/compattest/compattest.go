@@ -26,6 +26,10 @@ import (
 	"github.com/runbox-dev/runbox/internal/session"
 )
 
+// Formats are webhook formats registered on the tests' job engines (set
+// by an adapter's TestMain before Main).
+var Formats = map[string]job.Format{}
+
 var (
 	box    *boxtest.Env
 	reason string
@@ -105,6 +109,9 @@ func Server(t *testing.T, cfg api.Config, prefix string, mount func(n *compat.Na
 	e, err := job.Open(context.Background(), nc, jc, key, webhook.NewSender(secret, cfg.CallbackPolicy, 2*time.Second), srv.RunJob, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, f := range Formats {
+		e.AddFormat(name, f)
 	}
 	srv.UseJobs(e)
 

@@ -2,6 +2,7 @@ package judge0
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,4 +311,19 @@ func timeOrNil(t time.Time) any {
 		return nil
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// CallbackBody is the body of a Judge0 callback, made from the native job
+// (as GET /v1/jobs/{id} shows it): the finished submission with Judge0's
+// default fields, its text in base64, as Judge0 PUTs it to callback_url.
+func CallbackBody(job []byte) ([]byte, error) {
+	var j jobView
+	if err := json.Unmarshal(job, &j); err != nil {
+		return nil, err
+	}
+	m, err := fromJob(&j).encode(defaultFields, true)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
 }

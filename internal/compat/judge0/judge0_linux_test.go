@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +17,13 @@ import (
 	"github.com/runbox-dev/runbox/internal/compat"
 	"github.com/runbox-dev/runbox/internal/compat/compattest"
 	"github.com/runbox-dev/runbox/internal/compat/judge0"
+	"github.com/runbox-dev/runbox/internal/job"
 )
 
-func TestMain(m *testing.M) { compattest.Main(m) }
+func TestMain(m *testing.M) {
+	compattest.Formats["judge0"] = job.Format{Method: http.MethodPut, Body: judge0.CallbackBody}
+	compattest.Main(m)
+}
 
 // server serves Judge0's API at /judge0 of a native API with the test
 // configuration.
@@ -391,5 +396,41 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("answer %d %v", code, v)
 			}
 		})
+	}
+}
+
+// A submission's callback_url gets Judge0's own callback: a PUT of the
+// finished submission (default fields, base64), through runbox's signed,
+// SSRF-checked delivery.
+func TestCallback(t *testing.T) {
+	got := make(chan *http.Request, 4)
+	bodies := make(chan []byte, 4)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- b
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer rc.Close()
+	base := compattest.Server(t, compattest.Config(), "/judge0", func(n *compat.Native) http.Handler { return judge0.New(n) }, "127.0.0.0/8") + "/judge0"
+	code, v := do(t, "POST", base+"/submissions", map[string]any{"language_id": 71, "source_code": "print(6*7)", "callback_url": rc.URL + "/cb"})
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, v)
+	}
+	token := obj(t, v)["token"]
+	select {
+	case r := <-got:
+		b := <-bodies
+		var sub map[string]any
+		if err := json.Unmarshal(b, &sub); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := base64.StdEncoding.DecodeString(fmt.Sprint(sub["stdout"]))
+		if r.Method != http.MethodPut || r.URL.Path != "/cb" || sub["token"] != token || string(out) != "42\n" ||
+			fmt.Sprint(sub["status"]) != "map[description:Accepted id:3]" || r.Header.Get("webhook-id") == "" {
+			t.Fatalf("callback %s %s %v: %s", r.Method, r.URL.Path, r.Header, b)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no callback within a minute")
 	}
 }

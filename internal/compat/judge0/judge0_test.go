@@ -236,7 +236,7 @@ func TestParseSubmission(t *testing.T) {
 		{name: "expected output", body: `{"source_code":"cHJpbnQoMSk=","language_id":71,"expected_output":"MQ=="}`, b64: true,
 			want: `{"language":"python","files":[{"name":"main.py","content":"cHJpbnQoMSk=","encoding":"base64"}],"main":"main.py","cases":[{"expected_output":"1"}]}`},
 		{name: "callback", body: `{"source_code":"1","language_id":71,"callback_url":"https://example.com/cb"}`,
-			want: `{"language":"python","files":[{"name":"main.py","content":"MQ==","encoding":"base64"}],"main":"main.py","callback":{"url":"https://example.com/cb"}}`},
+			want: `{"language":"python","files":[{"name":"main.py","content":"MQ==","encoding":"base64"}],"main":"main.py","callback":{"url":"https://example.com/cb","format":"judge0"}}`},
 		{name: "blank", body: `{}`, errors: fieldErrors{"source_code": {"can't be blank"}, "language_id": {"can't be blank"}}},
 		{name: "unknown language", body: `{"source_code":"1","language_id":89}`, errors: fieldErrors{"language_id": {"language with id 89 doesn't exist"}}},
 		{name: "limits", body: `{"source_code":"1","language_id":71,"cpu_time_limit":16,"wall_time_limit":-1,"memory_limit":"lots","cpu_extra_time":6,"stack_limit":128001,"max_processes_and_or_threads":1.5,"number_of_runs":2}`,

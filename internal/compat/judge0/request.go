@@ -42,7 +42,8 @@ type (
 		ExpectedOutput *string  `json:"expected_output,omitempty"`
 	}
 	callbackIn struct {
-		URL string `json:"url"`
+		URL    string `json:"url"`
+		Format string `json:"format"`
 	}
 )
 
@@ -286,7 +287,7 @@ func parseSubmission(raw json.RawMessage, b64, wait bool, in *info, envs map[int
 		b.Stdin, b.Args = deref(stdin), args
 	}
 	if cb != nil && *cb != "" {
-		b.Callback = &callbackIn{URL: *cb}
+		b.Callback = &callbackIn{URL: *cb, Format: "judge0"}
 	}
 	return s, nil
 }
