@@ -18,6 +18,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/compat/opensandbox"
 	"github.com/runbox-dev/runbox/internal/compat/piston"
 	"github.com/runbox-dev/runbox/internal/compat/sandkasten"
+	"github.com/runbox-dev/runbox/internal/compat/sandrun"
 	"github.com/runbox-dev/runbox/internal/compat/snekbox"
 	"github.com/runbox-dev/runbox/internal/job"
 )
@@ -36,6 +37,7 @@ var compatAPIs = map[string]func(n *compat.Native, cfg serveConfig, log *slog.Lo
 		return opensandbox.New(n)
 	},
 	"sandkasten": func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler { return sandkasten.New(n) },
+	"sandrun":    func(n *compat.Native, _ serveConfig, _ *slog.Logger) http.Handler { return sandrun.New(n) },
 	"codebox": func(n *compat.Native, cfg serveConfig, _ *slog.Logger) http.Handler {
 		return codebox.New(n, cfg.CodeboxAliases)
 	},

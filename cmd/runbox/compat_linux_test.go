@@ -19,7 +19,7 @@ func TestServeCompat(t *testing.T) {
 	}
 	own := ln.Addr().String()
 	ln.Close()
-	srv, addr, exited := startServe(t, "--compat", "piston,codebox,judge0,opensandbox,sandkasten,snekbox="+own)
+	srv, addr, exited := startServe(t, "--compat", "piston,codebox,judge0,opensandbox,sandkasten,sandrun,snekbox="+own)
 	client := &http.Client{Timeout: time.Minute}
 	call := func(method, url, body string) (int, string) {
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))
@@ -43,6 +43,7 @@ func TestServeCompat(t *testing.T) {
 		{"POST", base + "/judge0/submissions?wait=true", `{"source_code":"print(6*7)","language_id":71}`, `"stdout":"42\n"`},
 		{"POST", base + "/opensandbox/run", `{"command":["python3","-c","print(6*7)"]}`, `"stdout":"42\n"`},
 		{"GET", base + "/opensandbox/health", "", `OK`},
+		{"GET", base + "/sandrun/health", "", `healthy`},
 		{"POST", base + "/sandkasten/run", `{"build":{"environment":"python","main_file":{"content":"print(6*7)"}}}`, `"stdout":"42\n"`},
 		{"POST", base + "/codebox/execute", `{"sources":{"a.py":"print(6*7)"},"commands":[{"command":"python3 a.py","timeout":10}]}`, `"stdout":"42\n"`},
 	} {
@@ -52,7 +53,7 @@ func TestServeCompat(t *testing.T) {
 		}
 	}
 	// An API that is not switched on is not served.
-	if code, _ := call("GET", base+"/sandrun/health", ""); code != http.StatusNotFound {
+	if code, _ := call("GET", base+"/e2b/health", ""); code != http.StatusNotFound {
 		t.Errorf("an API not switched on answers %d", code)
 	}
 	client.CloseIdleConnections()
