@@ -3,87 +3,15 @@ package codebox
 import (
 	"encoding/json"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
-
-// split against what Python's shlex.split answers.
-func TestSplit(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want []string
-		err  error
-	}{
-		{"", nil, nil},
-		{"  \t\r\n ", nil, nil},
-		{"/venv/bin/python hello.py", []string{"/venv/bin/python", "hello.py"}, nil},
-		{"a  b\tc\nd\re", []string{"a", "b", "c", "d", "e"}, nil},
-		{`'a b' "c d"`, []string{"a b", "c d"}, nil},
-		{`a'b'"c"d`, []string{"abcd"}, nil},
-		{`'' ""`, []string{"", ""}, nil},
-		{`a ''`, []string{"a", ""}, nil},
-		{`e\ f`, []string{"e f"}, nil},
-		{`\a\\b`, []string{`a\b`}, nil},
-		{"a\\\nb", []string{"a\nb"}, nil},
-		{`"a\"b\\c\d\$"`, []string{`a"b\c\d\$`}, nil},
-		{`'a\b\'`, []string{`a\b\`}, nil},
-		{`"it's"`, []string{"it's"}, nil},
-		{`'say "hi"'`, []string{`say "hi"`}, nil},
-		{`#not a comment`, []string{"#not", "a", "comment"}, nil},
-		{`a;b|c&d>e`, []string{"a;b|c&d>e"}, nil},
-		{"Olá 'Açúcar x'", []string{"Olá", "Açúcar x"}, nil},
-		{`echo 'a`, nil, errNoClosingQuotation},
-		{`echo "a`, nil, errNoClosingQuotation},
-		{`echo "a\"`, nil, errNoClosingQuotation},
-		{`echo a\`, nil, errNoEscapedCharacter},
-		{`echo "a\`, nil, errNoEscapedCharacter},
-	} {
-		got, err := split(tc.in)
-		if err != tc.err || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("split(%q) = %q, %v; want %q, %v", tc.in, got, err, tc.want, tc.err)
-		}
-	}
-}
-
-// quote is Python's shlex.quote.
-func quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	if strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
-}
-
-// FuzzSplit: split never panics, and what it splits, quoted back and
-// joined, splits to the same words.
-func FuzzSplit(f *testing.F) {
-	for _, s := range []string{"a b", `'a b' "c\"d" e\ f`, `"`, `\`, "a\x00b", "''", `"\\"`, "Olá\n'x y'"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		words, err := split(s)
-		if err != nil {
-			return
-		}
-		quoted := make([]string, len(words))
-		for i, w := range words {
-			quoted[i] = quote(w)
-		}
-		again, err := split(strings.Join(quoted, " "))
-		if err != nil || len(again) != len(words) || len(words) > 0 && !reflect.DeepEqual(again, words) {
-			t.Fatalf("split(%q) = %q; quoted back %q splits to %q, %v", s, words, strings.Join(quoted, " "), again, err)
-		}
-	})
-}
 
 func TestPyFloat(t *testing.T) {
 	for f, want := range map[float64]string{0.2: "0.2", 1: "1.0", 2.5: "2.5", 0.0001: "0.0001", 0.00001: "1e-05", 1e16: "1e+16", 1e15: "1000000000000000.0", 100: "100.0"} {
-		if got := pyFloat(f); got != want {
-			t.Errorf("pyFloat(%v) = %s, want %s", f, got, want)
+		if got := compat.PyFloat(f); got != want {
+			t.Errorf("compat.PyFloat(%v) = %s, want %s", f, got, want)
 		}
 	}
 }

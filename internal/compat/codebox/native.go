@@ -72,7 +72,7 @@ type run struct {
 func (p *project) argvs(aliases map[string]string) ([]run, error) {
 	var runs []run
 	for i, c := range p.commands {
-		argv, err := split(c.line)
+		argv, err := compat.SplitWords(c.line)
 		if err == nil && len(argv) == 0 {
 			err = errors.New("the command is empty")
 		}
@@ -111,9 +111,9 @@ func (r *run) body() map[string]any {
 // timeoutText is the timeout as Codebox prints it (Python's float).
 func (r *run) timeoutText(in *info) string {
 	if r.timeout != nil {
-		return pyFloat(*r.timeout)
+		return compat.PyFloat(*r.timeout)
 	}
-	return pyFloat(float64(in.Defaults.WallTimeMS) / 1000)
+	return compat.PyFloat(float64(in.Defaults.WallTimeMS) / 1000)
 }
 
 // nativeError is the answer to a failed native call of this request

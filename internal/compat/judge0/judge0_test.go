@@ -250,7 +250,7 @@ func TestParseSubmission(t *testing.T) {
 		{name: "callback with wait", body: `{"source_code":"1","language_id":71,"callback_url":"https://example.com/cb"}`, wait: true,
 			errors: fieldErrors{"callback_url": {"runbox calls back only for submissions made with wait=false"}}},
 		{name: "arguments", body: `{"source_code":"1","language_id":71,"command_line_arguments":"'open"}`,
-			errors: fieldErrors{"command_line_arguments": {"has an unterminated single quote"}}},
+			errors: fieldErrors{"command_line_arguments": {"No closing quotation"}}},
 		{name: "bad base64", body: `{"source_code":"!!!","language_id":71}`, b64: true, bad: "source_code is not valid base64"},
 		{name: "not an object", body: `[1]`, bad: "the submission is not a JSON object"},
 	} {

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // value is a JSON value that keeps its object's key order: snekbox's
@@ -183,31 +184,7 @@ func numberRepr(lit string) string {
 	if err != nil {
 		return "inf" // json.loads makes inf of a float beyond the range
 	}
-	return pyFloat(f)
-}
-
-// pyFloat is repr(f) in Python: the shortest digits that read back as f,
-// in positional notation when the decimal exponent is in [-4, 16), with
-// ".0" when f is integral.
-func pyFloat(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	case math.IsNaN(f):
-		return "nan"
-	}
-	e := strconv.FormatFloat(f, 'e', -1, 64)
-	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
-	if exp < -4 || exp >= 16 {
-		return e
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.ContainsRune(s, '.') {
-		s += ".0"
-	}
-	return s
+	return compat.PyFloat(f)
 }
 
 // pyStr is repr(s) in Python: single quotes unless s holds a single quote

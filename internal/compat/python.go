@@ -1,4 +1,4 @@
-package codebox
+package compat
 
 import (
 	"math"
@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// pyFloat is repr(f) in Python, as Codebox prints a timeout: the shortest
+// PyFloat is repr(f) in Python (as Codebox prints a timeout): the shortest
 // digits that read back as f, in positional notation when the decimal
 // exponent is in [-4, 16), with ".0" when f is integral.
-func pyFloat(f float64) string {
+func PyFloat(f float64) string {
 	switch {
 	case math.IsInf(f, 1):
 		return "inf"

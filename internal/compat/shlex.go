@@ -1,21 +1,22 @@
-package codebox
+package compat
 
 import "strings"
 
-// shlexError is a line split cannot split, worded as Python's shlex words
+// ShlexError is a line split cannot split, worded as Python's shlex words
 // it: the words reach the client, as Codebox's would.
-type shlexError string
+type ShlexError string
 
-func (e shlexError) Error() string { return string(e) }
+func (e ShlexError) Error() string { return string(e) }
 
 // The errors of split.
 const (
-	errNoClosingQuotation shlexError = "No closing quotation"
-	errNoEscapedCharacter shlexError = "No escaped character"
+	ErrNoClosingQuotation ShlexError = "No closing quotation"
+	ErrNoEscapedCharacter ShlexError = "No escaped character"
 )
 
-// split splits a command line as Codebox does, with Python's
-// shlex.split(s) (POSIX mode, no comments): words are separated by
+// SplitWords splits a command line as Python's shlex.split(s) does (POSIX
+// mode, no comments; Codebox splits its commands so, and Judge0's shell
+// splits command_line_arguments the same way, without expansions): words are separated by
 // spaces, tabs, carriage returns and newlines; single quotes keep
 // everything up to the next single quote; double quotes keep everything
 // up to the next unescaped double quote, a backslash escaping only a
@@ -25,7 +26,7 @@ const (
 //
 // It works on bytes: every special character is ASCII, and a byte of a
 // multibyte UTF-8 character is never one.
-func split(s string) ([]string, error) {
+func SplitWords(s string) ([]string, error) {
 	var (
 		words  []string
 		word   strings.Builder
@@ -42,7 +43,7 @@ func split(s string) ([]string, error) {
 			}
 		case '\\':
 			if i+1 == len(s) {
-				return nil, errNoEscapedCharacter
+				return nil, ErrNoEscapedCharacter
 			}
 			i++
 			word.WriteByte(s[i])
@@ -50,7 +51,7 @@ func split(s string) ([]string, error) {
 		case '\'':
 			end := strings.IndexByte(s[i+1:], '\'')
 			if end < 0 {
-				return nil, errNoClosingQuotation
+				return nil, ErrNoClosingQuotation
 			}
 			word.WriteString(s[i+1 : i+1+end])
 			i += 1 + end
@@ -59,14 +60,14 @@ func split(s string) ([]string, error) {
 			i++
 			for ; ; i++ {
 				if i == len(s) {
-					return nil, errNoClosingQuotation
+					return nil, ErrNoClosingQuotation
 				}
 				if s[i] == '"' {
 					break
 				}
 				if s[i] == '\\' {
 					if i+1 == len(s) {
-						return nil, errNoEscapedCharacter
+						return nil, ErrNoEscapedCharacter
 					}
 					if n := s[i+1]; n == '"' || n == '\\' {
 						i++
