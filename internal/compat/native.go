@@ -29,6 +29,16 @@ func NewNative(h http.Handler, maxAnswer int64) *Native { return &Native{h: h, m
 // WebSocket served in process).
 func (n *Native) Handler() http.Handler { return n.h }
 
+// RequestHeader carries the request id the native API gave an adapter's
+// request (w's X-Request-Id) into the native calls it makes, so that one
+// id finds every log line. Nil when there is none.
+func RequestHeader(w http.ResponseWriter) http.Header {
+	if id := w.Header().Get("X-Request-Id"); id != "" {
+		return http.Header{"X-Request-Id": {id}}
+	}
+	return nil
+}
+
 // Problem is a native API error answer (RFC 9457), as an error.
 type Problem struct {
 	Status int    `json:"status"`

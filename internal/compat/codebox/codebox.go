@@ -145,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err error
 	)
 	if methods == http.MethodGet {
-		ans, err = h.languages(r.Context(), reqHeader(w))
+		ans, err = h.languages(r.Context(), compat.RequestHeader(w))
 	} else {
 		ans, err = h.execute(w, r)
 	}
@@ -161,15 +161,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, ans)
 	}
-}
-
-// reqHeader names the request's native calls with the id the native API
-// gave it, so that one id finds every log line.
-func reqHeader(w http.ResponseWriter) http.Header {
-	if id := w.Header().Get("X-Request-Id"); id != "" {
-		return http.Header{"X-Request-Id": {id}}
-	}
-	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -198,7 +189,7 @@ func (h *handler) nativeInfo(ctx context.Context, hdr http.Header) (*info, error
 
 // execute answers POST /execute.
 func (h *handler) execute(w http.ResponseWriter, r *http.Request) ([]commandAnswer, error) {
-	ctx, hdr := r.Context(), reqHeader(w)
+	ctx, hdr := r.Context(), compat.RequestHeader(w)
 	in, err := h.nativeInfo(ctx, hdr)
 	if err != nil {
 		return nil, err

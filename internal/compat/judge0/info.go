@@ -3,6 +3,8 @@ package judge0
 import (
 	"context"
 	"net/http"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // Judge0's own bounds for what runbox accepts but does not apply, or
@@ -50,7 +52,7 @@ func (h *handler) info(ctx context.Context, hdr http.Header) (*info, error) {
 }
 
 func (h *handler) about(w http.ResponseWriter, r *http.Request) error {
-	in, err := h.info(r.Context(), header(w))
+	in, err := h.info(r.Context(), compat.RequestHeader(w))
 	if err != nil {
 		return err
 	}
@@ -60,7 +62,7 @@ func (h *handler) about(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) version(w http.ResponseWriter, r *http.Request) error {
-	in, err := h.info(r.Context(), header(w))
+	in, err := h.info(r.Context(), compat.RequestHeader(w))
 	if err != nil {
 		return err
 	}
@@ -72,7 +74,7 @@ func (h *handler) version(w http.ResponseWriter, r *http.Request) error {
 // configInfo answers GET /config_info with Judge0's names and units
 // (seconds, KB); values are the native server's.
 func (h *handler) configInfo(w http.ResponseWriter, r *http.Request) error {
-	in, err := h.info(r.Context(), header(w))
+	in, err := h.info(r.Context(), compat.RequestHeader(w))
 	if err != nil {
 		return err
 	}

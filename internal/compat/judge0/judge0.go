@@ -107,15 +107,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// header carries the request id the native API gave this request into
-// its native calls, so that one id finds every log line.
-func header(w http.ResponseWriter) http.Header {
-	if id := w.Header().Get("X-Request-Id"); id != "" {
-		return http.Header{"X-Request-Id": {id}}
-	}
-	return nil
-}
-
 // nativeError is the answer to a failed native call. Problems about the
 // request's content become Judge0's 422 on the field they concern; a full
 // server is Judge0's 503 "queue is full"; anything else is runbox's

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // language is one Judge0 language id runbox can serve, and the native
@@ -95,7 +97,7 @@ type languageJSON struct {
 // languages answers GET /languages (and /languages/all: runbox has no
 // archived languages).
 func (h *handler) languages(w http.ResponseWriter, r *http.Request) error {
-	envs, err := h.environments(r.Context(), header(w))
+	envs, err := h.environments(r.Context(), compat.RequestHeader(w))
 	if err != nil {
 		return err
 	}
@@ -125,7 +127,7 @@ func (h *handler) language(w http.ResponseWriter, r *http.Request) error {
 	if !ok || !known {
 		return &apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("language with id %s doesn't exist", r.PathValue("id"))}
 	}
-	envs, err := h.environments(r.Context(), header(w))
+	envs, err := h.environments(r.Context(), compat.RequestHeader(w))
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // create answers POST /submissions.
 func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
-	ctx, hdr := r.Context(), header(w)
+	ctx, hdr := r.Context(), compat.RequestHeader(w)
 	q, err := parseQuery(r.URL.Query())
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (h *handler) show(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	o, err := h.get(r, header(w), r.PathValue("token"))
+	o, err := h.get(r, compat.RequestHeader(w), r.PathValue("token"))
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) batchCreate(w http.ResponseWriter, r *http.Request) error {
-	ctx, hdr := r.Context(), header(w)
+	ctx, hdr := r.Context(), compat.RequestHeader(w)
 	q, err := parseQuery(r.URL.Query())
 	if err != nil {
 		return err
@@ -246,7 +246,7 @@ func (h *handler) batchGet(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]any, len(tokens))
 	for i, t := range tokens {
-		o, err := h.get(r, header(w), t)
+		o, err := h.get(r, compat.RequestHeader(w), t)
 		if err != nil {
 			return err
 		}

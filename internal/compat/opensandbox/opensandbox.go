@@ -155,7 +155,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route answers one request: a value to encode as JSON, nil for an empty
 // 200, or a *textError.
 func (h *handler) route(w http.ResponseWriter, r *http.Request) (any, error) {
-	ctx, hdr := r.Context(), reqHeader(w)
+	ctx, hdr := r.Context(), compat.RequestHeader(w)
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	notAllowed := &textError{status: http.StatusMethodNotAllowed}
 	switch {
@@ -201,15 +201,6 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 	}
 	return nil, &textError{status: http.StatusNotFound}
-}
-
-// reqHeader names the request's native calls with the id the native API
-// gave it, so that one id finds every log line.
-func reqHeader(w http.ResponseWriter) http.Header {
-	if id := w.Header().Get("X-Request-Id"); id != "" {
-		return http.Header{"X-Request-Id": {id}}
-	}
-	return nil
 }
 
 // nativeInfo is the native GET /v1/info, read once.

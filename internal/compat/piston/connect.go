@@ -116,7 +116,7 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	header := requestHeader(w)
+	header := compat.RequestHeader(w)
 	// The server's read and write deadlines end here: the socket lives as
 	// long as its run (the native run stream does the same).
 	rc := http.NewResponseController(w)

@@ -208,7 +208,7 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out nativeResponse
-	if _, err := h.n.Call(ctx, http.MethodPost, "/v1/run", requestHeader(w), j.body, &out); err != nil {
+	if _, err := h.n.Call(ctx, http.MethodPost, "/v1/run", compat.RequestHeader(w), j.body, &out); err != nil {
 		h.fail(w, r, fromNative(err))
 		return
 	}
@@ -218,7 +218,7 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 // environments lists the native API's environments.
 func (h *handler) environments(ctx context.Context, w http.ResponseWriter) ([]nativeEnv, error) {
 	var envs []nativeEnv
-	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/environments", requestHeader(w), nil, &envs); err != nil {
+	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/environments", compat.RequestHeader(w), nil, &envs); err != nil {
 		return nil, fromNative(err)
 	}
 	return envs, nil
@@ -228,19 +228,10 @@ func (h *handler) environments(ctx context.Context, w http.ResponseWriter) ([]na
 // in-process call, cheaper than a cache that could go stale.
 func (h *handler) info(ctx context.Context, w http.ResponseWriter) (*nativeInfo, error) {
 	var info nativeInfo
-	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", requestHeader(w), nil, &info); err != nil {
+	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", compat.RequestHeader(w), nil, &info); err != nil {
 		return nil, fromNative(err)
 	}
 	return &info, nil
-}
-
-// requestHeader carries the request id the native handler gave this
-// request to the native calls it makes, so that their log lines match.
-func requestHeader(w http.ResponseWriter) http.Header {
-	if id := w.Header().Get("X-Request-Id"); id != "" {
-		return http.Header{"X-Request-Id": {id}}
-	}
-	return nil
 }
 
 // failure is an answer in Piston's error format: {message}.

@@ -171,7 +171,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (h *handler) route(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	ctx, hdr := r.Context(), reqHeader(w)
+	ctx, hdr := r.Context(), compat.RequestHeader(w)
 	path := r.URL.Path
 	method := http.MethodPost
 	if path == "/environments" || path == "/config" {
@@ -204,15 +204,6 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) (int, any, error
 	}
 	ans, err := h.runProgram(ctx, hdr, w, r, id)
 	return http.StatusOK, ans, err
-}
-
-// reqHeader names the request's native calls with the id the native API
-// gave it, so that one id finds every log line.
-func reqHeader(w http.ResponseWriter) http.Header {
-	if id := w.Header().Get("X-Request-Id"); id != "" {
-		return http.Header{"X-Request-Id": {id}}
-	}
-	return nil
 }
 
 // nativeInfo is the native GET /v1/info, read once.

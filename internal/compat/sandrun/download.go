@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // download is GET /download/{id}/{path}: one returned file's bytes. Only
@@ -105,7 +107,7 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) error {
 func (h *handler) info(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var in info
-	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", header(w), nil, &in); err != nil {
+	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", compat.RequestHeader(w), nil, &in); err != nil {
 		return nativeError(ctx, err)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{

@@ -101,15 +101,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// header carries the request id the native API gave this request into
-// its native calls, so that one id finds every log line.
-func header(w http.ResponseWriter) http.Header {
-	if id := w.Header().Get("X-Request-Id"); id != "" {
-		return http.Header{"X-Request-Id": {id}}
-	}
-	return nil
-}
-
 // nativeError is the answer to a failed native call: the request's fault
 // is Sandrun's 400, a full server Sandrun's 429, a too large request 413,
 // and anything else runbox's failure, a 500 that says so.
@@ -182,7 +173,7 @@ func (h *handler) getJob(w http.ResponseWriter, r *http.Request) (*job, error) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	var j job
-	_, err := h.n.Call(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), header(w), nil, &j)
+	_, err := h.n.Call(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), compat.RequestHeader(w), nil, &j)
 	var p *compat.Problem
 	switch {
 	case err == nil:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // Bounds of a stream.
@@ -170,7 +171,7 @@ func (h *handler) events(ctx context.Context, w http.ResponseWriter, id string, 
 	if err != nil {
 		return err
 	}
-	for k, v := range header(w) {
+	for k, v := range compat.RequestHeader(w) {
 		req.Header[k] = v
 	}
 	req.RemoteAddr = "compat"

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/runbox-dev/runbox/internal/compat"
 )
 
 // maxManifestBytes bounds the manifest part.
@@ -94,7 +96,7 @@ type limits struct {
 func (h *handler) submit(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var in info
-	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", header(w), nil, &in); err != nil {
+	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", compat.RequestHeader(w), nil, &in); err != nil {
 		return nativeError(ctx, err)
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
@@ -158,7 +160,7 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) error {
 	var accepted struct {
 		ID string `json:"id"`
 	}
-	if _, err := h.n.Call(ctx, http.MethodPost, "/v1/jobs", header(w), body, &accepted); err != nil {
+	if _, err := h.n.Call(ctx, http.MethodPost, "/v1/jobs", compat.RequestHeader(w), body, &accepted); err != nil {
 		return nativeError(ctx, err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"job_id": accepted.ID, "status": "queued"})
@@ -309,7 +311,7 @@ func (h *handler) available(w http.ResponseWriter, r *http.Request, name string)
 		Name      string `json:"name"`
 		Available bool   `json:"available"`
 	}
-	if _, err := h.n.Call(r.Context(), http.MethodGet, "/v1/environments", header(w), nil, &envs); err != nil {
+	if _, err := h.n.Call(r.Context(), http.MethodGet, "/v1/environments", compat.RequestHeader(w), nil, &envs); err != nil {
 		return nativeError(r.Context(), err)
 	}
 	for _, e := range envs {

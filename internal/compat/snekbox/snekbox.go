@@ -154,13 +154,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // eval answers one request, or returns the *apiError to send.
 func (h *handler) eval(w http.ResponseWriter, r *http.Request) (*evalAnswer, error) {
 	ctx := r.Context()
-	// The request id the native API gave this request names its native
-	// calls too, so that one id finds every log line.
-	var hdr http.Header
-	id := w.Header().Get("X-Request-Id")
-	if id != "" {
-		hdr = http.Header{"X-Request-Id": {id}}
-	}
+	hdr := compat.RequestHeader(w)
 	limit, err := h.bodyLimit(ctx, hdr)
 	if err != nil {
 		return nil, err
@@ -193,7 +187,7 @@ func (h *handler) eval(w http.ResponseWriter, r *http.Request) (*evalAnswer, err
 	var res runResponse
 	_, err = h.n.Call(ctx, http.MethodPost, "/v1/run", hdr, req.native(), &res)
 	if err != nil {
-		return req.nativeError(ctx, id, err)
+		return req.nativeError(ctx, hdr.Get("X-Request-Id"), err)
 	}
 	return answer(req, &res), nil
 }
