@@ -40,7 +40,11 @@ type proc struct {
 
 	mu   sync.Mutex
 	tail []string
+	all  []string // every line, the first maxAllLines
 }
+
+// maxAllLines bounds what a proc keeps of its whole log.
+const maxAllLines = 100000
 
 // startProc starts cmd, calling onLine with each line of its stderr. It
 // is killed (by pid) when the test ends if it still runs.
@@ -83,6 +87,11 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd, onLine func(string)) (*
 }
 
 func (p *proc) add(line string) {
+	p.mu.Lock()
+	if len(p.all) < maxAllLines {
+		p.all = append(p.all, line)
+	}
+	p.mu.Unlock()
 	// A runbox's access log and environments would push out what matters.
 	if strings.Contains(line, `"msg":"request"`) || strings.Contains(line, `"msg":"environment"`) {
 		return
@@ -99,6 +108,13 @@ func (p *proc) lines() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return strings.Join(p.tail, "\n")
+}
+
+// log is every line it wrote (the first maxAllLines).
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.all, "\n")
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }

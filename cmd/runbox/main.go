@@ -4,6 +4,7 @@
 //	runbox shell [flags] [-- COMMAND [ARG...]]
 //	runbox serve [--listen ADDR] [--config FILE]
 //	runbox verify [--server URL] [--key KEY]... [--keys FILE] [--request FILE] JOB.json
+//	runbox keys create NAME [quota flags] | list | revoke NAME
 //	runbox version
 package main
 
@@ -47,6 +48,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdEnv(args[1:], stdout, stderr)
 	case "verify":
 		return cmdVerify(args[1:], stdin, stdout, stderr)
+	case "keys":
+		return cmdKeys(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "runbox", version)
 		return 0
@@ -71,6 +74,9 @@ Commands:
   runbox env list|test [NAME...]           list the languages, or run their conformance programs
   runbox verify [--server URL] [--key KEY]... [--keys FILE] [--request FILE] JOB.json
                                            check a saved job's signature and that it says what was signed
+  runbox keys create NAME [--rps N] [--burst N] [--boxes N] [--cpu-per-minute S] [--sessions N]
+                  [--max-wall-time D] [--max-cpu-time D] [--max-memory SIZE] [--max-processes N]
+  runbox keys list | revoke NAME           API keys (in --data-dir, or the cluster's --nats)
   runbox version                           print the version
 
 Run "runbox run -h" and "runbox shell -h" for their flags. runbox shell takes

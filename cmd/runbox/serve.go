@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -32,6 +33,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/relay"
 	"github.com/runbox-dev/runbox/internal/runner"
 	"github.com/runbox-dev/runbox/internal/session"
+	"github.com/runbox-dev/runbox/internal/web"
 )
 
 // serveConfig is every setting of runbox serve, as the TOML file spells it.
@@ -83,6 +85,8 @@ type serveConfig struct {
 	WebhookWorkers int            `toml:"webhook_workers"`
 	CallbackAllow  []string       `toml:"callback_allow"`
 
+	AllowAnonymous bool `toml:"allow_anonymous"`
+
 	Compat         []string          `toml:"compat"`
 	CompatListen   map[string]string `toml:"compat_listen"`
 	CodeboxAliases map[string]string `toml:"codebox_aliases"`
@@ -131,7 +135,7 @@ func defaultServeConfig() serveConfig {
 		WebhookRetries:        durations(job.DefaultConfig.WebhookRetries),
 		WebhookTimeout:        env.Duration(job.DefaultConfig.WebhookTimeout),
 		WebhookWorkers:        job.DefaultConfig.WebhookWorkers,
-		CodeboxAliases:        codebox.DefaultAliases,
+		CodeboxAliases:        maps.Clone(codebox.DefaultAliases),
 	}
 }
 
@@ -401,6 +405,10 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	allow, _ := webhook.ParseAllow(cfg.CallbackAllow) // checked by loadServeConfig
 	acfg.CallbackPolicy = &webhook.Policy{Allow: allow}
 	srv := api.New(acfg, run, reg, metrics, log)
+	// The playground and the API reference, from files in the binary.
+	srv.Handle("GET /{$}", web.Playground())
+	srv.Handle("GET "+web.AssetsPrefix, web.Assets())
+	srv.Handle("GET /docs", web.Docs())
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
@@ -411,6 +419,12 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 		return err
 	}
 	defer jobs.close()
+	kr, required, err := startKeys(ctx, cfg, jobs.nc, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv.UseKeys(kr, required)
 	compats, err := mountCompat(cfg, srv, log)
 	if err != nil {
 		ln.Close()

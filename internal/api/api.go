@@ -133,6 +133,7 @@ type Server struct {
 	root      *http.ServeMux // the run route's admission, then mux
 	jobs      atomic.Pointer[job.Engine]
 	relay     atomic.Pointer[relay.Relay]
+	keys      atomic.Pointer[keyring]
 }
 
 // New builds the API.
@@ -146,6 +147,7 @@ func New(cfg Config, r Runner, envs *env.Registry, m *Metrics, log *slog.Logger)
 	hc.Info.Description = "Runs untrusted code in a Linux sandbox and returns its output, verdict and resource usage."
 	hc.CreateHooks = nil // no $schema links in bodies
 	hc.OpenAPIPath = "/openapi"
+	hc.DocsPath = "" // /docs is served offline by internal/web
 	hapi := humago.New(s.mux, hc)
 	s.register(hapi)
 	if cfg.Sessions != nil {
@@ -188,11 +190,12 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-		if !s.forward(sw, r) {
+		r, ok := s.authenticate(sw, r)
+		if ok && !s.forward(sw, r) {
 			s.root.ServeHTTP(sw, r)
 		}
 		s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr, "key", ownerOf(r.Context()))
 	})
 }
 
@@ -303,11 +306,16 @@ func (s *Server) handleRun(ctx context.Context, in *struct{ Body RunBody }) (*st
 	if err := s.reserve(ctx, need); err != nil {
 		return nil, err
 	}
+	done, err := s.takeBox(ctx)
+	if err != nil {
+		return nil, err
+	}
 	// Waiting and running take their time; the answer gets its own
 	// write deadline once they are done.
 	s.setWriteDeadline(ctx, time.Time{})
 	release, err := s.queue.acquire(ctx, s.metrics)
 	if err != nil {
+		done(0)
 		s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))
 		if errors.Is(err, errQueueFull) {
 			return nil, busy(ctx, "all boxes are busy and the queue is full; retry later")
@@ -319,6 +327,7 @@ func (s *Server) handleRun(ctx context.Context, in *struct{ Body RunBody }) (*st
 	// The box is free; writing the answer, at the client's pace, is not
 	// the boxes' business.
 	release()
+	done(resp.CPUTime())
 	s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))
 	if err != nil {
 		return nil, s.runError(ctx, req, err)

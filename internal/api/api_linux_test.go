@@ -377,7 +377,7 @@ func TestMetaEndpoints(t *testing.T) {
 	post(t, url, map[string]any{"command": []string{"true"}})
 	for path, want := range map[string]string{
 		"/healthz": `"ok"`, "/v1/info": `"max_boxes":2`, "/v1/environments": `"name":"python"`,
-		"/metrics": `runbox_runs_total{language="command",status="ok"} 1`, "/openapi.json": `"/v1/run"`, "/docs": "<html",
+		"/metrics": `runbox_runs_total{language="command",status="ok"} 1`, "/openapi.json": `"/v1/run"`,
 	} {
 		resp, err := http.Get(url + path)
 		if err != nil {

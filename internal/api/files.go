@@ -74,9 +74,9 @@ func (s *Server) registerFiles(api huma.API) {
 // fileSession finds the session of a file request, or answers.
 func (s *Server) fileSession(w http.ResponseWriter, r *http.Request, list bool) (*session.Session, string, bool) {
 	ctx := r.Context()
-	ss, err := s.cfg.Sessions.Get(r.PathValue("id"))
+	ss, err := s.session(ctx, r.PathValue("id"))
 	if err != nil {
-		writeProblem(w, s.sessionError(ctx, err).(*Problem))
+		writeProblem(w, err.(*Problem))
 		return nil, "", false
 	}
 	var p string

@@ -15,6 +15,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/job"
 	"github.com/runbox-dev/runbox/internal/job/sign"
 	"github.com/runbox-dev/runbox/internal/job/webhook"
+	"github.com/runbox-dev/runbox/internal/keys"
 	"github.com/runbox-dev/runbox/internal/result"
 	"github.com/runbox-dev/runbox/internal/runner"
 )
@@ -146,7 +147,7 @@ func (s *Server) submitJob(ctx context.Context, in *struct {
 		}
 		cb = &job.Callback{URL: c.URL, Headers: c.Headers, Format: c.Format}
 	}
-	rec, existed, err := e.Submit(ctx, in.RawBody, cb, in.IdempotencyKey, "")
+	rec, existed, err := e.Submit(ctx, in.RawBody, cb, in.IdempotencyKey, ownerOf(ctx))
 	if err != nil {
 		return nil, s.jobError(ctx, err)
 	}
@@ -193,9 +194,9 @@ func (s *Server) getJob(ctx context.Context, in *struct {
 		// The answer must be written within write_timeout of the request:
 		// the wait leaves it 5 s (a long poll may always answer early).
 		d := min(time.Duration(in.Wait)*time.Second, s.cfg.WriteTimeout-5*time.Second)
-		rec, err = e.Wait(ctx, in.ID, "", max(d, time.Second))
+		rec, err = e.Wait(ctx, in.ID, ownerOf(ctx), max(d, time.Second))
 	} else {
-		rec, err = e.Get(ctx, in.ID, "")
+		rec, err = e.Get(ctx, in.ID, ownerOf(ctx))
 	}
 	if err != nil {
 		return nil, s.jobError(ctx, err)
@@ -225,7 +226,7 @@ func (s *Server) listJobs(ctx context.Context, in *struct {
 	if in.Cursor != "" && !job.ValidID(in.Cursor) {
 		return nil, invalid(ctx, "query.cursor", "a next_cursor this server gave")
 	}
-	page, next, err := e.List(ctx, in.Status, "", in.Limit, in.Cursor)
+	page, next, err := e.List(ctx, in.Status, ownerOf(ctx), in.Limit, in.Cursor)
 	if err != nil {
 		return nil, s.jobError(ctx, err)
 	}
@@ -241,7 +242,7 @@ func (s *Server) cancelJob(ctx context.Context, in *JobPath) (*struct{ Body json
 	if err != nil {
 		return nil, err
 	}
-	rec, err := e.Cancel(ctx, in.ID, "")
+	rec, err := e.Cancel(ctx, in.ID, ownerOf(ctx))
 	if err != nil {
 		return nil, s.jobError(ctx, err)
 	}
@@ -256,7 +257,7 @@ func (s *Server) jobFile(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, err.(*Problem))
 		return
 	}
-	rec, err := e.Get(ctx, r.PathValue("id"), "")
+	rec, err := e.Get(ctx, r.PathValue("id"), ownerOf(ctx))
 	if err != nil {
 		writeProblem(w, s.jobError(ctx, err).(*Problem))
 		return
@@ -298,7 +299,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := e.Get(ctx, id, ""); err != nil {
+	if _, err := e.Get(ctx, id, ownerOf(ctx)); err != nil {
 		writeProblem(w, s.jobError(ctx, err).(*Problem))
 		return
 	}
@@ -314,7 +315,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
-	err = e.Events(ctx, id, "", func(ev job.Event) error {
+	err = e.Events(ctx, id, ownerOf(ctx), func(ev job.Event) error {
 		b, _ := json.Marshal(ev)
 		return send(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", ev.Type, b))
 	}, func() error { return send([]byte(": keep-alive\n\n")) })
@@ -330,6 +331,18 @@ func (s *Server) RunJob(ctx context.Context, request []byte, out func(stream str
 	var body JobBody
 	if err := json.Unmarshal(request, &body); err != nil {
 		return nil, fmt.Errorf("decoding the request: %w", err)
+	}
+	// The job runs as the key that submitted it: its limits and quota.
+	if owner := job.Owner(ctx); owner != "" {
+		k := s.keys.Load()
+		c, ok := (*keys.Caller)(nil), false
+		if k != nil {
+			c, ok = k.kr.ByName(owner)
+		}
+		if !ok {
+			return nil, fmt.Errorf("the key %s that submitted the job is revoked", owner)
+		}
+		ctx = context.WithValue(ctx, callerKey{}, c)
 	}
 	req, need, err := s.validate(ctx, &body.RunBody)
 	if err != nil {
@@ -349,13 +362,19 @@ func (s *Server) RunJob(ctx context.Context, request []byte, out func(stream str
 	}
 	defer s.budget.give(need)
 	req.Stream = &runner.Stream{Stdout: outWriter{out, "stdout"}, Stderr: outWriter{out, "stderr"}}
+	done, err := s.waitBox(ctx)
+	if err != nil {
+		return nil, err
+	}
 	release, err := s.queue.take(ctx, s.metrics)
 	if err != nil {
+		done(0)
 		return nil, err
 	}
 	start := time.Now()
 	resp, err := s.run.Run(ctx, req)
 	release()
+	done(resp.CPUTime())
 	if err != nil {
 		return nil, err
 	}

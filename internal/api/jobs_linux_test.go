@@ -31,13 +31,19 @@ func jobServer(t *testing.T, jc job.Config, allow ...string) (string, webhook.Se
 	if testEnv == nil {
 		t.Skip(skipReason)
 	}
+	url, secret, _ := jobServerOn(t, testConfig(), runner.New(testEnv.Jail, testReg, runner.NewCache(testConfig().CacheBytes, time.Hour)), jc, allow...)
+	return url, secret
+}
+
+// jobServerOn is jobServer with the API's settings and runner given.
+func jobServerOn(t *testing.T, cfg Config, r Runner, jc job.Config, allow ...string) (string, webhook.Secret, *Server) {
+	t.Helper()
 	prefixes, err := webhook.ParseAllow(allow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig()
 	cfg.Jobs, cfg.CallbackPolicy = true, &webhook.Policy{Allow: prefixes}
-	url, srv := serveWith(t, cfg, runner.New(testEnv.Jail, testReg, runner.NewCache(cfg.CacheBytes, time.Hour)), testReg)
+	url, srv := serveWith(t, cfg, r, testReg)
 	emb, err := job.StartEmbedded(t.TempDir(), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +67,7 @@ func jobServer(t *testing.T, jc job.Config, allow ...string) (string, webhook.Se
 		nc.Close()
 		emb.Close()
 	})
-	return url, secret
+	return url, secret, srv
 }
 
 func testJobConfig() job.Config {
@@ -101,7 +107,7 @@ func waitJob(tb testing.TB, url, id string, want ...string) reply {
 	return r
 }
 
-func keys(tb testing.TB, url string) []sign.PublicKey {
+func signingKeys(tb testing.TB, url string) []sign.PublicKey {
 	tb.Helper()
 	r := call(tb, "GET", url+"/v1/keys", nil)
 	expect(tb, r, http.StatusOK)
@@ -137,11 +143,11 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatalf("node or runs: %s", r.raw)
 	}
 	// The signature holds, and a changed byte of the result breaks it.
-	if err := sign.VerifyJob(r.raw, keys(t, url), nil); err != nil {
+	if err := sign.VerifyJob(r.raw, signingKeys(t, url), nil); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
 	bad := strings.Replace(string(r.raw), "hello world", "hello wOrld", 1)
-	if err := sign.VerifyJob([]byte(bad), keys(t, url), nil); err == nil {
+	if err := sign.VerifyJob([]byte(bad), signingKeys(t, url), nil); err == nil {
 		t.Fatal("a changed stdout verified")
 	}
 	// The returned file, raw.
@@ -427,7 +433,7 @@ func TestJobWebhook(t *testing.T) {
 		if err := json.Unmarshal(b, &env); err != nil || env.Type != "job.done" {
 			t.Fatalf("body %s", b)
 		}
-		if err := sign.VerifyJob(env.Data, keys(t, url), nil); err != nil {
+		if err := sign.VerifyJob(env.Data, signingKeys(t, url), nil); err != nil {
 			t.Fatalf("the webhook's job does not verify: %v", err)
 		}
 	}
@@ -470,7 +476,7 @@ func TestJobLarge(t *testing.T) {
 	if r.body["status"] != "done" || field(r.body, "result", "run", "stdout") != big {
 		t.Fatalf("large job: %.300s", r.raw)
 	}
-	if err := sign.VerifyJob(r.raw, keys(t, url), nil); err != nil {
+	if err := sign.VerifyJob(r.raw, signingKeys(t, url), nil); err != nil {
 		t.Fatal(err)
 	}
 }

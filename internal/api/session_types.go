@@ -69,6 +69,9 @@ type CommandBody struct {
 	Cwd        string            `json:"cwd,omitempty" maxLength:"4096"`
 	Limits     *CommandLimitsIn  `json:"limits,omitempty"`
 	Background bool              `json:"background,omitempty" doc:"Answer 202 with the command's id at once; the command runs until its end, a limit, a signal or the session's end."`
+	// As RunBody's. A command with a terminal (attach's pty) is one stream
+	// already: session.CommandSpec ignores the field there.
+	MergeOutput bool `json:"merge_output,omitempty" doc:"The command's stderr is the same descriptor as its stdout: the output arrives interleaved as written, in stdout; stderr is empty."`
 }
 
 // CommandOut describes a command.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path"
 	"reflect"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +47,9 @@ func (s *Server) registerSessions(api huma.API) {
 	}, func(ctx context.Context, _ *struct{}) (*struct{ Body SessionList }, error) {
 		out := &struct{ Body SessionList }{Body: SessionList{Sessions: []SessionOut{}}}
 		for _, ss := range s.cfg.Sessions.List() {
+			if ss.Owner != ownerOf(ctx) {
+				continue
+			}
 			out.Body.Sessions = append(out.Body.Sessions, sessionOut(ss.Info()))
 		}
 		return out, nil
@@ -67,6 +71,9 @@ func (s *Server) registerSessions(api huma.API) {
 		OperationID: "delete-session", Method: http.MethodDelete, Path: "/v1/sessions/{id}", DefaultStatus: http.StatusNoContent,
 		Summary: "End a session: every process in it dies", Errors: []int{404},
 	}, func(ctx context.Context, in *SessionPath) (*struct{}, error) {
+		if _, err := s.session(ctx, in.ID); err != nil {
+			return nil, err
+		}
 		if err := s.cfg.Sessions.Delete(in.ID); err != nil {
 			return nil, s.sessionError(ctx, err)
 		}
@@ -134,15 +141,35 @@ func (s *Server) registerSessions(api huma.API) {
 	}, s.runInSession)
 }
 
-// signals are the signals a client may send, by name.
+// signals are the signals a client may send, by name: those a run's init
+// passes on (see boxinit), and SIGKILL and SIGSTOP.
 var signals = map[string]syscall.Signal{
-	"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM, "SIGKILL": syscall.SIGKILL, "SIGHUP": syscall.SIGHUP,
-	"SIGQUIT": syscall.SIGQUIT, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2, "SIGSTOP": syscall.SIGSTOP,
-	"SIGCONT": syscall.SIGCONT, "SIGWINCH": syscall.SIGWINCH, "SIGALRM": syscall.SIGALRM,
+	"SIGHUP": syscall.SIGHUP, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT, "SIGILL": syscall.SIGILL,
+	"SIGTRAP": syscall.SIGTRAP, "SIGABRT": syscall.SIGABRT, "SIGBUS": syscall.SIGBUS, "SIGFPE": syscall.SIGFPE,
+	"SIGKILL": syscall.SIGKILL, "SIGUSR1": syscall.SIGUSR1, "SIGSEGV": syscall.SIGSEGV, "SIGUSR2": syscall.SIGUSR2,
+	"SIGPIPE": syscall.SIGPIPE, "SIGALRM": syscall.SIGALRM, "SIGTERM": syscall.SIGTERM, "SIGCONT": syscall.SIGCONT,
+	"SIGSTOP": syscall.SIGSTOP, "SIGTSTP": syscall.SIGTSTP, "SIGTTIN": syscall.SIGTTIN, "SIGTTOU": syscall.SIGTTOU,
+	"SIGXCPU": syscall.SIGXCPU, "SIGXFSZ": syscall.SIGXFSZ, "SIGVTALRM": syscall.SIGVTALRM, "SIGWINCH": syscall.SIGWINCH,
+	"SIGIO": syscall.SIGIO, "SIGSYS": syscall.SIGSYS,
 }
+
+// signalRule names them, for an error.
+var signalRule = func() string {
+	names := make([]string, 0, len(signals))
+	for n := range signals {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return signals[names[i]] < signals[names[j]] })
+	return "a signal's name: one of " + strings.Join(names, ", ")
+}()
 
 func (s *Server) session(ctx context.Context, id string) (*session.Session, error) {
 	ss, err := s.cfg.Sessions.Get(id)
+	if err == nil && ss.Owner != ownerOf(ctx) {
+		// Another key's session is not there, as far as this key can
+		// tell: 404, as for an id never made.
+		err = session.ErrNotFound
+	}
 	if err != nil {
 		return nil, s.sessionError(ctx, err)
 	}
@@ -243,7 +270,10 @@ func ms(v *int64) time.Duration {
 
 func (s *Server) createSession(ctx context.Context, in *struct{ Body SessionBody }) (*struct{ Body SessionOut }, error) {
 	b := &in.Body
-	spec := session.Spec{Language: b.Language, Cwd: b.Cwd, IdleTimeout: ms(b.IdleTimeoutMS), Lifetime: ms(b.MaxLifetimeMS)}
+	spec := session.Spec{Language: b.Language, Cwd: b.Cwd, IdleTimeout: ms(b.IdleTimeoutMS), Lifetime: ms(b.MaxLifetimeMS), Owner: ownerOf(ctx)}
+	if c := callerOf(ctx); c != nil {
+		spec.OwnerMax, spec.Ceiling = c.Quota().Sessions, keyCeiling(ctx)
+	}
 	var err error
 	if spec.Env, err = envList(ctx, "body.env", b.Env); err != nil {
 		return nil, err
@@ -376,12 +406,24 @@ func (s *Server) startCommand(ctx context.Context, in *struct {
 	if err != nil {
 		return nil, err
 	}
-	spec.Stdin, spec.Background = []byte(b.Stdin), b.Background
+	spec.Stdin, spec.Background, spec.MergeOutput = []byte(b.Stdin), b.Background, b.MergeOutput
+	done, err := s.takeBox(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if b.Background {
 		c, err := ss.Start(ctx, spec)
 		if err != nil {
+			done(0)
 			return nil, s.sessionError(ctx, err)
 		}
+		go func() {
+			// The key's box is given back, and its CPU time charged, when
+			// the command ends.
+			<-c.Done()
+			res, _ := c.Result()
+			done(cpuOf(res))
+		}()
 		return &struct {
 			Status int
 			Body   any
@@ -395,11 +437,13 @@ func (s *Server) startCommand(ctx context.Context, in *struct {
 			out = ss.Info().Limits.Output
 		}
 		if err := s.reserve(ctx, inputFactor*t.bodyLen+2*out); err != nil {
+			done(0)
 			return nil, err
 		}
 	}
 	s.setWriteDeadline(ctx, time.Time{})
 	_, res, err := ss.Exec(ctx, spec)
+	done(cpuOf(res))
 	s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))
 	if err != nil && res == nil {
 		return nil, s.sessionError(ctx, err)
@@ -452,8 +496,13 @@ func (s *Server) runInSession(ctx context.Context, in *struct {
 	if err := s.reserve(ctx, need); err != nil {
 		return nil, err
 	}
+	done, err := s.takeBox(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.setWriteDeadline(ctx, time.Time{})
 	resp, err := ss.Run(ctx, req)
+	done(resp.CPUTime())
 	s.setWriteDeadline(ctx, time.Now().Add(s.cfg.WriteTimeout))
 	if err != nil {
 		if errors.Is(err, session.ErrBusy) || errors.Is(err, session.ErrEnded) {

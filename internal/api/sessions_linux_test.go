@@ -111,6 +111,11 @@ type reply struct {
 // sends raw bytes (a Reader without a length: chunked), anything else
 // JSON.
 func send(ctx context.Context, method, url string, body any) (reply, error) {
+	return sendWith(ctx, http.DefaultClient, method, url, body)
+}
+
+// sendWith is send through client.
+func sendWith(ctx context.Context, client *http.Client, method, url string, body any) (reply, error) {
 	var rd io.Reader
 	ctype := ""
 	switch b := body.(type) {
@@ -133,7 +138,7 @@ func send(ctx context.Context, method, url string, body any) (reply, error) {
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return reply{}, err
 	}

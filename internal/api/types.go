@@ -43,6 +43,7 @@ type RunBody struct {
 	CompileLimits *LimitsIn         `json:"compile_limits,omitempty"`
 	Outputs       []string          `json:"outputs,omitempty" maxItems:"16" doc:"Glob patterns of workspace files to return after the run (path.Match syntax; dir/** for everything below dir)."`
 	Cases         []CaseIn          `json:"cases,omitempty" maxItems:"1024" doc:"Run once per case, each in a fresh box, after one compile. At most max_cases (see /v1/info)."`
+	MergeOutput   bool              `json:"merge_output,omitempty" doc:"The run's stderr is the same descriptor as its stdout: the output arrives interleaved as written, in stdout; stderr is empty. Compile output is not merged."`
 }
 
 // CaseResult is a case's result.

@@ -34,6 +34,7 @@ func invalid(ctx context.Context, location, rule string) error {
 // box. need is what the request will hold of the memory budget: its input
 // and its worst-case output.
 func (s *Server) validate(ctx context.Context, b *RunBody) (req runner.Request, need int64, err error) {
+	req.Ceiling = keyCeiling(ctx)
 	// Counts first, so that nothing below loops over more than a bound.
 	if len(b.Files) > s.cfg.MaxFiles {
 		return req, 0, invalid(ctx, "body.files", fmt.Sprintf("at most %d files (max_files)", s.cfg.MaxFiles))
@@ -101,8 +102,8 @@ func (s *Server) validate(ctx context.Context, b *RunBody) (req runner.Request, 
 	if req.CompileLimits, err = s.limits(ctx, "body.compile_limits", b.CompileLimits); err != nil {
 		return req, 0, err
 	}
-	req.Language, req.Command, req.Main, req.Stdin, req.Args, req.Outputs =
-		b.Language, b.Command, b.Main, []byte(b.Stdin), b.Args, b.Outputs
+	req.Language, req.Command, req.Main, req.Stdin, req.Args, req.Outputs, req.MergeOutput =
+		b.Language, b.Command, b.Main, []byte(b.Stdin), b.Args, b.Outputs, b.MergeOutput
 	worst, err := s.checkBoxes(ctx, b, e, req)
 	if err != nil {
 		return req, 0, err
@@ -356,6 +357,22 @@ func (s *Server) limitsWithin(ctx context.Context, loc string, in *LimitsIn, mx 
 	if in == nil {
 		return out, nil
 	}
+	// A key's maxima lower the server's.
+	whose := map[string]string{}
+	kc := keyCeiling(ctx)
+	lower := func(name string, m *time.Duration, c time.Duration) {
+		if c > 0 && c < *m {
+			*m, whose[name] = c, "this API key's"
+		}
+	}
+	lower("wall_time_ms", &mx.WallTime, kc.WallTime)
+	lower("cpu_time_ms", &mx.CPUTime, kc.CPUTime)
+	if kc.Memory > 0 && kc.Memory < mx.Memory {
+		mx.Memory, whose["memory_bytes"] = kc.Memory, "this API key's"
+	}
+	if kc.Processes > 0 && kc.Processes < mx.Processes {
+		mx.Processes, whose["processes"] = kc.Processes, "this API key's"
+	}
 	type field struct {
 		name string
 		v    *int64
@@ -380,7 +397,11 @@ func (s *Server) limitsWithin(ctx context.Context, loc string, in *LimitsIn, mx 
 			return out, invalid(ctx, loc+"."+f.name, "must be at least 1")
 		}
 		if *f.v > f.max {
-			return out, invalid(ctx, loc+"."+f.name, fmt.Sprintf("must be at most %d (the server's maximum)", f.max))
+			who := whose[f.name]
+			if who == "" {
+				who = "the server's"
+			}
+			return out, invalid(ctx, loc+"."+f.name, fmt.Sprintf("must be at most %d (%s maximum)", f.max, who))
 		}
 		f.set(*f.v)
 	}

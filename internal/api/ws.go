@@ -44,6 +44,8 @@ type WSIn struct {
 	Cwd     string            `json:"cwd,omitempty"`
 	Limits  *CommandLimitsIn  `json:"limits,omitempty"`
 	PTY     *PTYIn            `json:"pty,omitempty"`
+	// MergeOutput: stderr is stdout's descriptor (no effect with a pty).
+	MergeOutput bool `json:"merge_output,omitempty"`
 	// attach
 	CommandID string `json:"command_id,omitempty"`
 	// stdin
@@ -238,9 +240,9 @@ func stdinBytes(m WSIn) ([]byte, error) {
 
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ss, err := s.cfg.Sessions.Get(r.PathValue("id"))
+	ss, err := s.session(ctx, r.PathValue("id"))
 	if err != nil {
-		writeProblem(w, s.sessionError(ctx, err).(*Problem))
+		writeProblem(w, err.(*Problem))
 		return
 	}
 	c, ok := s.accept(w, r, wsMessageBytes)
@@ -265,6 +267,7 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 			k.fail(ctx, err, websocket.StatusPolicyViolation)
 			return
 		}
+		spec.MergeOutput = first.MergeOutput
 		if first.PTY != nil {
 			if first.PTY.Rows < 1 || first.PTY.Rows > 1000 || first.PTY.Cols < 1 || first.PTY.Cols > 1000 {
 				k.fail(ctx, invalid(ctx, "message.pty", "rows and cols from 1 to 1000"), websocket.StatusPolicyViolation)
@@ -275,14 +278,28 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 				// A terminal is for a person: it lives as long as a
 				// command may (command_max_wall_time), unless asked.
 				spec.Limits.WallTime = max(s.cfg.Maxima.WallTime, s.cfg.CommandMaxWallTime)
+				if c := keyCeiling(ctx).WallTime; c > 0 {
+					spec.Limits.WallTime = min(spec.Limits.WallTime, c)
+				}
 			}
+		}
+		done, err := s.takeBox(ctx)
+		if err != nil {
+			k.fail(ctx, err, websocket.StatusTryAgainLater)
+			return
 		}
 		// It lives on if the socket goes: attach to it again.
 		spec.OpenStdin, spec.Background = true, true
 		if cmd, err = ss.Start(ctx, spec); err != nil {
+			done(0)
 			k.fail(ctx, s.sessionError(ctx, err), websocket.StatusTryAgainLater)
 			return
 		}
+		go func(cmd *session.Command) {
+			<-cmd.Done()
+			res, _ := cmd.Result()
+			done(cpuOf(res))
+		}(cmd)
 	case "attach":
 		if cmd, err = ss.Command(first.CommandID); err != nil {
 			k.fail(ctx, s.sessionError(ctx, err), websocket.StatusPolicyViolation)
@@ -343,7 +360,7 @@ func (s *Server) control(ctx context.Context, cmd *session.Command, m WSIn) erro
 	case "signal":
 		sig, ok := signals[m.Signal]
 		if !ok {
-			return invalid(ctx, "message.signal", "one of SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT, SIGWINCH, SIGALRM")
+			return invalid(ctx, "message.signal", signalRule)
 		}
 		if err := cmd.Signal(sig); err != nil {
 			return problem(ctx, http.StatusConflict, "cannot signal", "message", err.Error())

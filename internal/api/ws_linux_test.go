@@ -659,6 +659,7 @@ func TestRunStreamClientMessages(t *testing.T) {
 	}{
 		{map[string]any{"type": "stdin", "data_base64": "%%%"}, "message.data"},
 		{map[string]any{"type": "resize", "rows": 1, "cols": 1}, "message.type"},
+		{map[string]any{"type": "signal", "signal": "SIGNOPE"}, "message.signal"},
 		{map[string]any{"type": "stdin", "nope": true}, "message"},
 	} {
 		w.send(t, tc.msg)
@@ -670,4 +671,18 @@ func TestRunStreamClientMessages(t *testing.T) {
 	w.c.CloseNow()
 	waitUntil(t, func() bool { return len(sleepers("100.9")) == 0 })
 	expect(t, call(t, "GET", url+"/healthz", nil), http.StatusOK)
+}
+
+// A signal message reaches the program running now.
+func TestRunStreamSignal(t *testing.T) {
+	url, _ := sessionServer(t, testConfig(), session.Config{})
+	w := runStream(t, url, map[string]any{"command": []string{"/bin/sh", "-c", "trap 'echo got TERM; exit 7' TERM; echo started; while :; do sleep 0.05; done"}})
+	s := &screen{}
+	w.until(t, s, shows("stdout", "started"))
+	w.send(t, map[string]any{"type": "signal", "signal": "SIGTERM"})
+	w.until(t, s, ended)
+	var resp RunResponse
+	if err := json.Unmarshal(s.exit.Response, &resp); err != nil || resp.Run == nil || resp.Run.ExitCode != 7 || resp.Run.Stdout != "started\ngot TERM\n" {
+		t.Fatalf("response %s (%v)", s.exit.Response, err)
+	}
 }

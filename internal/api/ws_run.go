@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/danielgtaylor/huma/v2"
@@ -40,6 +41,13 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request) {
 		k.fail(ctx, err, websocket.StatusPolicyViolation)
 		return
 	}
+	done, err := s.takeBox(ctx)
+	if err != nil {
+		k.fail(ctx, err, websocket.StatusTryAgainLater)
+		return
+	}
+	var cpu time.Duration
+	defer func() { done(cpu) }()
 	release, err := s.queue.acquire(ctx, s.metrics)
 	if err != nil {
 		if errors.Is(err, errQueueFull) {
@@ -51,7 +59,9 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request) {
 
 	out := &outbox{wake: make(chan struct{}, 1)}
 	stdinR, stdinW := io.Pipe()
+	sig := &runner.Signaler{}
 	req.Stream = &runner.Stream{
+		Signals: sig,
 		Stage: func(step string, index int) {
 			m := WSOut{Type: "stage", Stage: step}
 			if step == "case" {
@@ -90,8 +100,17 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request) {
 				}
 			case "close_stdin":
 				stdinW.Close()
+			case "signal":
+				n, ok := signals[m.Signal]
+				if !ok {
+					k.warn(rctx, invalid(rctx, "message.signal", signalRule))
+					continue
+				}
+				if err := sig.Signal(n); err != nil {
+					k.warn(rctx, problem(rctx, http.StatusConflict, "cannot signal", "message", err.Error()))
+				}
 			default:
-				k.warn(rctx, invalid(rctx, "message.type", "stdin or close_stdin"))
+				k.warn(rctx, invalid(rctx, "message.type", "stdin, close_stdin or signal"))
 			}
 		}
 	}()
@@ -101,6 +120,7 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request) {
 		out.drain(rctx, k)
 	}()
 	resp, err := s.run.Run(rctx, req)
+	cpu = resp.CPUTime()
 	stdinR.CloseWithError(runner.ErrCommandEnded)
 	if err != nil {
 		out.close(nil)

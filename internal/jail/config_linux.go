@@ -104,7 +104,8 @@ func (j *Jail) runConfig(s Spec) boxinit.RunConfig {
 			// every user; nothing the toolchains run needs more.
 			{Resource: unix.RLIMIT_MEMLOCK, Cur: memLockBytes, Max: memLockBytes},
 		},
-		Seccomp: j.filter,
+		Seccomp:     j.filter,
+		MergeOutput: s.MergeOutput,
 	}
 }
 

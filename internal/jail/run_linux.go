@@ -57,6 +57,12 @@ func (j *Jail) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err := checkSpec(spec); err != nil {
 		return internal(err)
 	}
+	if spec.Control != nil {
+		if err := spec.Control.claim(); err != nil {
+			return internal(err)
+		}
+		defer spec.Control.end()
+	}
 	cfg, err := json.Marshal(j.runConfig(spec))
 	if err != nil {
 		return internal(err)
@@ -277,11 +283,17 @@ loop:
 				defer t.Stop()
 				wall = t.C
 				j.protectInit(b)
+				if spec.Control != nil {
+					spec.Control.begin(runHandle{b})
+				}
 			default:
 				final = &rep
 				setupT.Stop()
 				setup = nil
 				if rep.Exited {
+					if spec.Control != nil {
+						spec.Control.end()
+					}
 					exited = true
 					wall, cpuTick = nil, nil
 					if s, err := b.group.Stats(); err == nil {
@@ -331,6 +343,10 @@ loop:
 				kill(StatusMemoryLimit, "memory limit of "+strconv.FormatInt(lim.Memory, 10)+" bytes exceeded")
 			}
 		}
+	}
+	// No signal reaches the box from here on: its pidfd is closed below.
+	if spec.Control != nil {
+		spec.Control.end()
 	}
 	// b.reports is closed, or (when init outlived its kill) destroy closes
 	// the report pipe and drains it.

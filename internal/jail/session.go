@@ -29,6 +29,10 @@ type CommandSpec struct {
 	// StdoutTee and StderrTee receive the output as it is produced (as in
 	// Spec).
 	StdoutTee, StderrTee io.Writer
+	// MergeOutput makes the command's stderr the same pipe as its stdout
+	// (as in Spec). A TTY's output is one stream already: there it
+	// changes nothing.
+	MergeOutput bool
 	// TTY, when set, makes the command's stdin, stdout and stderr one
 	// fresh pseudo-terminal of that size, its controlling terminal. What
 	// the terminal shows (echoed input included) is Stdout, kept and teed

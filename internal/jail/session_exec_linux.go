@@ -108,14 +108,18 @@ func (s *Session) Exec(ctx context.Context, cmd CommandSpec) (Result, error) {
 
 // cmdPipes are our ends of a command's stdio and the ends it takes, as
 // pipes or as a terminal (newCmdPTY): then stdin and stdout are both its
-// master, stderr is nil, and the three of theirs are its slave.
+// master, stderr is nil, and the three of theirs are its slave. Merged
+// pipes (newCmdPipes(true)) have no stderr of ours either: the command's
+// stderr is its stdout's write end.
 type cmdPipes struct {
 	stdin, stdout, stderr *os.File // ours
 	theirs                []*os.File
 	tty                   bool
 }
 
-func newCmdPipes() (*cmdPipes, error) {
+// newCmdPipes makes a command's pipes; with merge, one pipe serves as its
+// stdout and its stderr, so that what it writes to either keeps its order.
+func newCmdPipes(merge bool) (*cmdPipes, error) {
 	p := &cmdPipes{}
 	var err error
 	pair := func(oursWrites bool) *os.File {
@@ -133,7 +137,15 @@ func newCmdPipes() (*cmdPipes, error) {
 		p.theirs = append(p.theirs, w)
 		return r
 	}
-	p.stdin, p.stdout, p.stderr = pair(true), pair(false), pair(false)
+	p.stdin, p.stdout = pair(true), pair(false)
+	if merge && err == nil {
+		// The same write end twice: init passes it on as descriptors 1
+		// and 2 of the command (closeTheirs closes it once; a second
+		// Close of the same *os.File is a no-op error).
+		p.theirs = append(p.theirs, p.theirs[1])
+	} else {
+		p.stderr = pair(false)
+	}
 	if err != nil {
 		p.closeTheirs()
 		p.closeOurs()
@@ -155,7 +167,7 @@ func (p *cmdPipes) closeOurs() {
 	p.stdin.Close()
 	if !p.tty {
 		p.stdout.Close()
-		p.stderr.Close()
+		p.stderr.Close() // nil when merged: a no-op
 	}
 }
 
@@ -184,7 +196,7 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 	if cmd.TTY != nil {
 		pipes, err = newCmdPTY(*cmd.TTY)
 	} else {
-		pipes, err = newCmdPipes()
+		pipes, err = newCmdPipes(cmd.MergeOutput)
 	}
 	if err != nil {
 		return res, err

@@ -140,9 +140,16 @@ type Spec struct {
 	// Limits.Output bytes of each stream), written from the goroutine that
 	// reads that stream.
 	StdoutTee, StderrTee io.Writer
-	Files                []File
+	// MergeOutput makes the program's stderr the same descriptor as its
+	// stdout: both arrive interleaved as written, in Stdout (counted
+	// against Limits.Output as stdout), and Stderr stays empty.
+	MergeOutput bool
+	Files       []File
 	// Collect, when set, returns workspace files after the run.
 	Collect *Collect
+	// Control, when set, signals the program while it runs (Resize does
+	// not apply: a run has no terminal). One Control serves one Run.
+	Control *Control
 	Limits
 }
 

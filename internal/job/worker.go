@@ -166,7 +166,7 @@ func (e *Engine) run(ctx context.Context, rec Record) ([]byte, error) {
 			return nil, fmt.Errorf("%w: reading the request: %w", errStorage, err)
 		}
 	}
-	return e.work(ctx, request, func(stream string, p []byte) {
+	return e.work(context.WithValue(ctx, ownerKey{}, rec.Owner), request, func(stream string, p []byte) {
 		for len(p) > 0 {
 			n := min(len(p), maxChunk)
 			e.event(rec.ID, Event{Type: "output", Stream: stream, Data: string(p[:n])})
@@ -378,4 +378,12 @@ func (e *Engine) Wait(ctx context.Context, id, owner string, d time.Duration) (R
 			}
 		}
 	}
+}
+
+type ownerKey struct{}
+
+// Owner is, in a Work function's context, who submitted the job.
+func Owner(ctx context.Context) string {
+	o, _ := ctx.Value(ownerKey{}).(string)
+	return o
 }

@@ -49,10 +49,14 @@ func TestLayering(t *testing.T) {
 				if !stdlib(imp) && local != "internal/jail/boxinit" {
 					t.Errorf("runbox-init imports %s", imp)
 				}
-			case "internal/seccomp", "internal/cgroup", "internal/units":
+			case "internal/seccomp", "internal/cgroup", "internal/units", "internal/keys", "internal/web":
 				if strings.HasPrefix(imp, module) {
 					t.Errorf("%s is a leaf but imports %s", pkg, imp)
 				}
+			}
+			// The public client is for outsiders: nothing of internal/.
+			if (pkg == "client" || strings.HasPrefix(pkg, "client/")) && strings.HasPrefix(local, "internal/") {
+				t.Errorf("the public client imports %s", local)
 			}
 			// Dependencies point one way: the jail never reaches up.
 			if strings.HasPrefix(pkg, "internal/jail") && strings.HasPrefix(local, "internal/") &&

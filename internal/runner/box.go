@@ -33,6 +33,8 @@ type BoxSpec struct {
 	// defaults. Zero fields: the environment's, then the runner's
 	// defaults, then the jail's.
 	Limits Limits
+	// Ceiling caps the limits, defaults included (Request.Ceiling).
+	Ceiling Limits
 }
 
 // Types of a box's commands (the jail's: callers never import it).
@@ -71,10 +73,10 @@ func (r *Runner) OpenBox(ctx context.Context, spec BoxSpec) (*Box, error) {
 			return nil, fmt.Errorf("%w: %s (%s)", ErrUnavailable, e.Name, e.Reason)
 		}
 		b.lang = e
-		b.lim = RunLimits(spec.Limits, e, r.Defaults)
+		b.lim = Capped(RunLimits(spec.Limits, e, r.Defaults), spec.Ceiling)
 		envv = append(append([]string{}, e.Env...), spec.Env...)
 	} else {
-		b.lim = spec.Limits.WithDefaults(r.Defaults).WithDefaults(jail.Defaults)
+		b.lim = Capped(spec.Limits.WithDefaults(r.Defaults).WithDefaults(jail.Defaults), spec.Ceiling)
 	}
 	s, err := r.jail.OpenSession(ctx, jail.SessionSpec{Env: envv, Dir: spec.Dir, Files: toJailFiles(spec.Files), Limits: b.lim})
 	if err != nil {
@@ -161,7 +163,7 @@ func (b *Box) Run(ctx context.Context, req Request) (*Response, error) {
 			return nil, err
 		}
 		st.stage("compile", 0)
-		lim := CompileLimits(req.CompileLimits, e, b.r.Defaults)
+		lim := Capped(CompileLimits(req.CompileLimits, e, b.r.Defaults), req.Ceiling)
 		res, err := b.Exec(ctx, commandOf(cargv, envv, nil, lim, st))
 		if err != nil {
 			return nil, err
@@ -171,7 +173,7 @@ func (b *Box) Run(ctx context.Context, req Request) (*Response, error) {
 			return resp, nil
 		}
 	}
-	resp.Cases, resp.Run, err = b.runAll(ctx, argv, envv, RunLimits(req.Limits, e, b.r.Defaults), req)
+	resp.Cases, resp.Run, err = b.runAll(ctx, argv, envv, Capped(RunLimits(req.Limits, e, b.r.Defaults), req.Ceiling), req)
 	return resp, err
 }
 
@@ -181,7 +183,9 @@ func (b *Box) runAll(ctx context.Context, argv, envv []string, lim Limits, req R
 		cases := make([]CaseResult, 0, len(req.Cases))
 		for i, c := range req.Cases {
 			st.stage("case", i)
-			res, err := b.Exec(ctx, commandOf(append(append([]string{}, argv...), c.Args...), envv, bytes.NewReader(c.Stdin), lim, st))
+			cmd := commandOf(append(append([]string{}, argv...), c.Args...), envv, bytes.NewReader(c.Stdin), lim, st)
+			cmd.MergeOutput = req.MergeOutput
+			res, err := b.Exec(ctx, cmd)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -190,7 +194,9 @@ func (b *Box) runAll(ctx context.Context, argv, envv []string, lim Limits, req R
 		return cases, nil, nil
 	}
 	st.stage("run", 0)
-	res, err := b.Exec(ctx, commandOf(append(append([]string{}, argv...), req.Args...), envv, st.stdin(req.Stdin), lim, st))
+	cmd := commandOf(append(append([]string{}, argv...), req.Args...), envv, st.stdin(req.Stdin), lim, st)
+	cmd.MergeOutput = req.MergeOutput
+	res, err := b.Exec(ctx, cmd)
 	if err != nil {
 		return nil, nil, err
 	}

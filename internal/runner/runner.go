@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/jail"
@@ -69,8 +70,14 @@ type Request struct {
 	Env           []string
 	Limits        jail.Limits // zero fields: the environment's, then the server's defaults
 	CompileLimits jail.Limits
-	Outputs       []string // patterns of workspace files to return
-	Cases         []Case
+	// Ceiling caps every limit the request ends with, defaults included
+	// (an API key's maxima); zero fields cap nothing.
+	Ceiling jail.Limits
+	Outputs []string // patterns of workspace files to return
+	Cases   []Case
+	// MergeOutput gives the run, or each case, one descriptor for stdout
+	// and stderr (jail.Spec.MergeOutput); never the compile step.
+	MergeOutput bool
 	// Stream, when set, receives progress and output as they happen.
 	Stream *Stream
 }
@@ -124,7 +131,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 	}
 	e, main, names, argv := p.env, p.main, p.names, p.argv
 	resp := &Response{Language: e.Name, Version: e.VersionText}
-	lim := RunLimits(req.Limits, e, r.Defaults)
+	lim := Capped(RunLimits(req.Limits, e, r.Defaults), req.Ceiling)
 	workspace := toJailFiles(req.Files)
 	if e.Compiled() {
 		art, cached, err := r.compile(ctx, e, main, names, req)
@@ -210,7 +217,7 @@ func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []ja
 			res, err := r.jail.Run(ctx, jail.Spec{
 				Argv: append(append([]string{}, argv...), c.Args...), Env: envv,
 				Stdin: bytes.NewReader(c.Stdin), Files: workspace, Limits: lim,
-				StdoutTee: stdout, StderrTee: stderr,
+				StdoutTee: stdout, StderrTee: stderr, Control: req.Stream.control(), MergeOutput: req.MergeOutput,
 			})
 			if err != nil {
 				return nil, nil, err
@@ -223,7 +230,7 @@ func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []ja
 	res, err := r.jail.Run(ctx, jail.Spec{
 		Argv: append(append([]string{}, argv...), req.Args...), Env: envv,
 		Stdin: req.Stream.stdin(req.Stdin), Files: workspace, Limits: lim,
-		StdoutTee: stdout, StderrTee: stderr,
+		StdoutTee: stdout, StderrTee: stderr, Control: req.Stream.control(), MergeOutput: req.MergeOutput,
 		Collect: collectFor(req.Outputs),
 	})
 	if err != nil {
@@ -235,7 +242,7 @@ func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []ja
 // runCommand runs a raw argv, once or once per case, like a language
 // without a compile step and without an environment.
 func (r *Runner) runCommand(ctx context.Context, req Request) (*Response, error) {
-	lim := req.Limits.WithDefaults(r.Defaults).WithDefaults(jail.Defaults)
+	lim := Capped(req.Limits.WithDefaults(r.Defaults).WithDefaults(jail.Defaults), req.Ceiling)
 	cases, run, err := r.runAll(ctx, req.Command, req.Env, toJailFiles(req.Files), lim, req)
 	if err != nil {
 		return nil, err
@@ -275,7 +282,7 @@ type artifact struct {
 }
 
 func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, names []string, req Request) (*artifact, bool, error) {
-	lim := CompileLimits(req.CompileLimits, e, r.Defaults)
+	lim := Capped(CompileLimits(req.CompileLimits, e, r.Defaults), req.Ceiling)
 	argv, err := env.Expand(e.Compile, main, names)
 	if err != nil {
 		return nil, false, err
@@ -429,3 +436,38 @@ const (
 	StatusTimeLimit = jail.StatusTimeLimit
 	StatusSignaled  = jail.StatusSignaled
 )
+
+// CPUTime is the CPU time of every step of the response (a nil one: 0).
+func (r *Response) CPUTime() time.Duration {
+	if r == nil {
+		return 0
+	}
+	var d time.Duration
+	for _, res := range []*jail.Result{r.Compile, r.Run} {
+		if res != nil {
+			d += res.CPUTime
+		}
+	}
+	for _, c := range r.Cases {
+		d += c.CPUTime
+	}
+	return d
+}
+
+// Capped is l with its time, memory and process limits lowered to c's
+// where c sets them.
+func Capped(l, c Limits) Limits {
+	if c.WallTime > 0 && l.WallTime > c.WallTime {
+		l.WallTime = c.WallTime
+	}
+	if c.CPUTime > 0 && l.CPUTime > c.CPUTime {
+		l.CPUTime = c.CPUTime
+	}
+	if c.Memory > 0 && l.Memory > c.Memory {
+		l.Memory = c.Memory
+	}
+	if c.Processes > 0 && l.Processes > c.Processes {
+		l.Processes = c.Processes
+	}
+	return l
+}

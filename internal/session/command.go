@@ -28,6 +28,10 @@ type CommandSpec struct {
 	// the session's).
 	Limits runner.Limits
 	TTY    *runner.TTY
+	// MergeOutput makes the command's stderr its stdout's pipe: one
+	// stream, in the order written, all of it "stdout". With a TTY the
+	// output is one stream already and it changes nothing.
+	MergeOutput bool
 	// Background commands run under the session's lifetime; a foreground
 	// command also ends when the context of Start's caller does.
 	Background bool
@@ -95,7 +99,7 @@ func (s *Session) Start(ctx context.Context, spec CommandSpec) (*Command, error)
 	cmd := runner.Command{Argv: argv, Env: env, Dir: cwd, Stdin: stdin,
 		StdoutTee: logWriter{c, "stdout"}, StderrTee: logWriter{c, "stderr"},
 		WallTime: spec.Limits.WallTime, CPUTime: spec.Limits.CPUTime, Output: spec.Limits.Output, OpenFiles: spec.Limits.OpenFiles,
-		TTY: spec.TTY, Control: c.ctl}
+		TTY: spec.TTY, Control: c.ctl, MergeOutput: spec.MergeOutput}
 	run := s.ctx
 	stopRun := func() {}
 	if !spec.Background {

@@ -104,6 +104,13 @@ type Spec struct {
 	Limits      runner.Limits
 	IdleTimeout time.Duration // 0: the server's default
 	Lifetime    time.Duration // 0: the server's default
+	// Owner is who made the session (an API key's name, or ""); OwnerMax
+	// bounds the sessions one owner holds at once (0: no bound of its own).
+	Owner    string
+	OwnerMax int
+	// Ceiling caps the box's limits, defaults included (an API key's
+	// maxima).
+	Ceiling runner.Limits
 }
 
 // Manager holds the server's sessions.
@@ -112,18 +119,19 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	sessions map[string]*Session
-	opening  int // sessions being created, counted against MaxSessions
-	closed   bool
-	onEnd    func(id string)
+	mu        sync.Mutex
+	sessions  map[string]*Session
+	opening   int            // sessions being created, counted against MaxSessions
+	openingBy map[string]int // the same, by owner
+	closed    bool
+	onEnd     func(id string)
 
 	stop, done chan struct{}
 }
 
 // NewManager starts a manager and its reaper (idle and lifetime expiry).
 func NewManager(r *runner.Runner, cfg Config, log *slog.Logger) *Manager {
-	m := &Manager{r: r, cfg: cfg.withDefaults(), log: log, sessions: map[string]*Session{},
+	m := &Manager{r: r, cfg: cfg.withDefaults(), log: log, sessions: map[string]*Session{}, openingBy: map[string]int{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go m.reaper()
 	return m
@@ -173,12 +181,20 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Session, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d at once on this server", ErrTooMany, m.cfg.MaxSessions)
 	}
+	if spec.OwnerMax > 0 && m.ownedLocked(spec.Owner) >= spec.OwnerMax {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d at once for this key", ErrTooMany, spec.OwnerMax)
+	}
 	m.opening++
+	m.openingBy[spec.Owner]++
 	m.mu.Unlock()
-	box, err := m.r.OpenBox(ctx, runner.BoxSpec{Language: spec.Language, Files: spec.Files, Limits: spec.Limits, Dir: spec.Cwd})
+	box, err := m.r.OpenBox(ctx, runner.BoxSpec{Language: spec.Language, Files: spec.Files, Limits: spec.Limits, Dir: spec.Cwd, Ceiling: spec.Ceiling})
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.opening--
+	if m.openingBy[spec.Owner]--; m.openingBy[spec.Owner] == 0 {
+		delete(m.openingBy, spec.Owner)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +203,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Session, error) {
 		return nil, ErrEnded
 	}
 	now := time.Now()
-	s := &Session{ID: newID(), Created: now, m: m, box: box, lifetime: life, idle: idle, lastUsed: now,
+	s := &Session{ID: newID(), Owner: spec.Owner, Created: now, m: m, box: box, lifetime: life, idle: idle, lastUsed: now,
 		env: append([]string{}, spec.Env...), cwd: spec.Cwd, commands: map[string]*Command{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	m.sessions[s.ID] = s
@@ -273,6 +289,7 @@ func (m *Manager) reaper() {
 // Session is one long-lived box.
 type Session struct {
 	ID       string
+	Owner    string // who made it (Spec.Owner)
 	Created  time.Time
 	m        *Manager
 	box      *runner.Box
@@ -506,4 +523,15 @@ func (s *Session) leave(c *Command) {
 		delete(s.commands, s.finished[0])
 		s.finished = s.finished[1:]
 	}
+}
+
+// ownedLocked counts the sessions of owner, live and opening.
+func (m *Manager) ownedLocked(owner string) int {
+	n := m.openingBy[owner]
+	for _, s := range m.sessions {
+		if s.Owner == owner {
+			n++
+		}
+	}
+	return n
 }

@@ -81,7 +81,7 @@ func fromJob(j *jobView) *output {
 			o.status, o.message = statusOf(stInternalError), []byte("runbox kept no result for this job")
 			break
 		}
-		fromRun(o, j.Result, false)
+		fromRun(o, j.Result)
 	case "cancelled":
 		o.status, o.message = statusOf(stInternalError), []byte("the submission was cancelled")
 	default: // failed
@@ -91,9 +91,10 @@ func fromJob(j *jobView) *output {
 	return o
 }
 
-// fromRun fills o from a native run answer. redirect puts stderr after
-// stdout (see README: runbox cannot interleave them yet).
-func fromRun(o *output, res *runResponse, redirect bool) {
+// fromRun fills o from a native run answer (with
+// redirect_stderr_to_stdout, the native run merged the streams at the
+// descriptor: its stderr is empty).
+func fromRun(o *output, res *runResponse) {
 	if l, ok := languageByNative(res.Language); ok {
 		o.lang, o.langVersion = &l, res.Version
 	}
@@ -124,9 +125,6 @@ func fromRun(o *output, res *runResponse, redirect bool) {
 	}
 	o.status = statusOf(statusID(r))
 	o.stdout, o.stderr = text(r.Stdout, r.StdoutBase64), text(r.Stderr, r.StderrBase64)
-	if redirect {
-		o.stdout, o.stderr = append(o.stdout, o.stderr...), nil
-	}
 	o.message = nonEmpty(r.Message)
 	if r.Signal != nil {
 		n := compat.SignalNumber(*r.Signal)

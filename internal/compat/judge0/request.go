@@ -22,6 +22,9 @@ type (
 		Limits   *limitsIn   `json:"limits,omitempty"`
 		Cases    []caseIn    `json:"cases,omitempty"`
 		Callback *callbackIn `json:"callback,omitempty"`
+		// MergeOutput is redirect_stderr_to_stdout: one descriptor for
+		// both streams, so the output is interleaved as written.
+		MergeOutput bool `json:"merge_output,omitempty"`
 	}
 	fileIn struct {
 		Name     string `json:"name"`
@@ -49,9 +52,8 @@ type (
 
 // submission is a decoded, validated Judge0 submission.
 type submission struct {
-	lang     language
-	redirect bool // redirect_stderr_to_stdout
-	body     nativeBody
+	lang language
+	body nativeBody
 }
 
 // fields reads a submission's JSON object field by field, so that each
@@ -254,7 +256,7 @@ func parseSubmission(raw json.RawMessage, b64, wait bool, in *info, envs map[int
 			f.errs.add(name, "cannot be true: runbox's limits are the whole box's")
 		}
 	}
-	s.redirect = f.boolean("redirect_stderr_to_stdout")
+	s.body.MergeOutput = f.boolean("redirect_stderr_to_stdout")
 	cb := f.str("callback_url")
 	if cb != nil && *cb != "" && wait {
 		f.errs.add("callback_url", "runbox calls back only for submissions made with wait=false")

@@ -98,7 +98,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 		return nativeError(ctx, err)
 	}
 	o.finishedAt = time.Now()
-	fromRun(o, &res, s.redirect)
+	fromRun(o, &res)
 	ans, err := o.encode(q.fields, q.b64)
 	if err != nil {
 		return err
@@ -109,11 +109,6 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 
 // submit queues s as a native job; its id is the submission's token.
 func (h *handler) submit(r *http.Request, hdr http.Header, s *submission) (string, error) {
-	if s.redirect {
-		// A job's result is read back without its request, so the merge
-		// could not be applied to it; see README.
-		return "", fieldErrors{"redirect_stderr_to_stdout": {"is supported only with wait=true"}}
-	}
 	var acc struct {
 		ID string `json:"id"`
 	}

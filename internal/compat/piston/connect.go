@@ -196,12 +196,16 @@ func (h *handler) connect(w http.ResponseWriter, r *http.Request) {
 				_ = c.Close(closeNotInitialized, "Not yet initialized")
 				return
 			}
-			if sig, _ := str(m.Signal); signals[sig] == 0 {
+			sig, _ := str(m.Signal)
+			if signals[sig] == 0 {
 				_ = c.Close(closeInvalidSignal, "Invalid signal")
 				return
 			}
-			// A valid signal is accepted and not delivered: the native run
-			// stream has no signal message.
+			// Delivered to the program running now; one the native API
+			// does not send (SIGCHLD, SIGURG, SIGPROF: runbox's init
+			// keeps them) or one between two stages is dropped, as a
+			// signal to a process that is gone is.
+			_ = st.Signal(ctx, sig)
 		}
 	}
 }

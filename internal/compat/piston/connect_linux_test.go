@@ -229,20 +229,26 @@ func TestConnectCloseCodes(t *testing.T) {
 	}
 }
 
-// A valid signal is accepted (and not delivered: the native run stream
-// has none), and the run goes on.
-func TestConnectSignalAccepted(t *testing.T) {
+// A signal reaches the program running now: its handler runs.
+func TestConnectSignalDelivered(t *testing.T) {
 	base := server(t)
 	if !available(t, base)["python"] {
 		t.Skip("python is not available on this host")
 	}
 	p := connect(t, base)
-	p.send(initMessage("python", "", "print(input())"))
+	p.send(initMessage("python", "", "import signal, sys\n"+
+		"signal.signal(signal.SIGINT, lambda *a: (print('got SIGINT', flush=True), sys.exit(3)))\n"+
+		"print('ready', flush=True)\nwhile True: signal.pause()"))
 	p.next() // runtime
+	if m, _ := p.next(); m["type"] != "stage" {
+		t.Fatalf("first message %v", m)
+	}
+	if m, _ := p.next(); m["data"] != "ready\n" {
+		t.Fatalf("not ready: %v", m)
+	}
 	p.send(map[string]any{"type": "signal", "signal": "SIGINT"})
-	p.send(map[string]any{"type": "data", "stream": "stdin", "data": "still here\n"})
 	got, code := p.rest()
-	want := `[{"type":"stage","stage":"run"},{"type":"data","stream":"stdout","data":"still here\n"},{"type":"exit","stage":"run","code":0,"signal":null}]`
+	want := `[{"type":"data","stream":"stdout","data":"got SIGINT\n"},{"type":"exit","stage":"run","code":3,"signal":null}]`
 	if normalise(got) != normalise(jsonMessages(t, want)) || code != closeJobCompleted {
 		t.Errorf("got %v, close %d", got, code)
 	}

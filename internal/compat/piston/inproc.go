@@ -39,6 +39,9 @@ func InProcess(h http.Handler, readLimit int64) Stream {
 			// never comes.
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          log.New(io.Discard, "", 0),
+			// The native request is the adapter's client's: it carries
+			// its context (who called, already authenticated; its end).
+			BaseContext: func(net.Listener) context.Context { return ctx },
 		}
 		go func() { _ = srv.Serve(ln) }()
 		var dialed sync.Once

@@ -29,6 +29,8 @@ type StreamConn interface {
 	// Stdin writes to the program's standard input. It blocks while the
 	// native side does not read: that is the back-pressure of stdin.
 	Stdin(ctx context.Context, p []byte) error
+	// Signal sends the program running now a signal, by name (SIGINT).
+	Signal(ctx context.Context, name string) error
 	// Close ends the stream; a run still going is cancelled.
 	Close() error
 }
@@ -105,6 +107,14 @@ func (s *wsStream) Next(ctx context.Context) (Event, error) {
 		}
 	}
 	return ev, nil
+}
+
+func (s *wsStream) Signal(ctx context.Context, name string) error {
+	b, err := json.Marshal(map[string]string{"type": "signal", "signal": name})
+	if err != nil {
+		return err
+	}
+	return s.c.Write(ctx, websocket.MessageText, b)
 }
 
 func (s *wsStream) Stdin(ctx context.Context, p []byte) error {

@@ -12,11 +12,9 @@ import (
 
 // answer is snekbox's answer to a native run.
 //
-// stdout is the program's stdout followed by its stderr: snekbox gives the
-// program one pipe as both descriptors, so its answer has them
-// interleaved in the order written, which cannot be rebuilt from two
-// streams read apart. The native API has no option yet to merge them at
-// the descriptor (see the package comment).
+// stdout is both of the program's streams, interleaved in the order
+// written: the native run merges them at the descriptor (merge_output), as
+// snekbox gives its program one pipe as both.
 func answer(req *evalRequest, res *runResponse) *evalAnswer {
 	r := res.Run
 	if r == nil {
@@ -26,7 +24,7 @@ func answer(req *evalRequest, res *runResponse) *evalAnswer {
 		// snekbox reads the output as strict UTF-8.
 		return evalError("UnicodeDecodeError: invalid Unicode in output pipe")
 	}
-	ans := &evalAnswer{Stdout: r.Stdout + r.Stderr, Returncode: returncode(r), Files: []fileJSON{}}
+	ans := &evalAnswer{Stdout: r.Stdout, Returncode: returncode(r), Files: []fileJSON{}}
 	inputs := map[string]string{}
 	for _, f := range req.files {
 		inputs[f.name] = f.content

@@ -221,6 +221,9 @@ type nativeBody struct {
 	Files   []nativeFile      `json:"files,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
 	Outputs []string          `json:"outputs"`
+	// MergeOutput: one pipe as both descriptors, as snekbox gives its
+	// program, so the answer's stdout is interleaved as written.
+	MergeOutput bool `json:"merge_output"`
 }
 
 type nativeFile struct {
@@ -243,7 +246,8 @@ func (req *evalRequest) native() nativeBody {
 			"PYTHONIOENCODING":        "utf-8:strict",
 			"PYTHONUNBUFFERED":        "true",
 		},
-		Outputs: []string{"**"},
+		Outputs:     []string{"**"},
+		MergeOutput: true,
 	}
 	for _, f := range req.files {
 		b.Files = append(b.Files, nativeFile{Name: f.name, Content: f.content, Encoding: "base64"})

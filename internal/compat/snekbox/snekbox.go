@@ -8,11 +8,6 @@
 //
 // What differs from snekbox, and why:
 //
-//   - stdout carries the program's stdout followed by its stderr. snekbox
-//     gives the program one pipe as both descriptors, so the two arrive
-//     interleaved in the order written; runbox's native API keeps the two
-//     streams apart and has no option yet to merge them at the descriptor.
-//     Until it has one, no ordering can be rebuilt afterwards.
 //   - Limits are the runbox server's defaults (its wall and CPU time,
 //     memory, processes, output, disk): snekbox has none per request
 //     either, but its own defaults are 6 s, 70 MiB, 15 processes and 1 MB

@@ -110,10 +110,9 @@ func TestEval(t *testing.T) {
 		{name: "NUL in an argument", body: `{"args": ["-c", "print(1)\u0000"]}`, status: 200, want: ok("ValueError: embedded null byte", nil)},
 		{name: "the home as a file", body: `{"input": "1", "files": [{"path": "a/.."}]}`, status: 200, want: ok("IsADirectoryError: Failed to create file 'a/..'.", nil)},
 
-		// The adapter's documented gap: stderr follows stdout, instead of
-		// being interleaved in the order written as snekbox's single pipe
-		// gives "a\nb\nc\n". It changes when the native API can merge them.
-		{name: "stderr after stdout", body: program("import sys\nprint('a')\nprint('b', file=sys.stderr)\nprint('c')"), status: 200, want: ok("a\nc\nb\n", 0.0)},
+		// One pipe as both descriptors, as snekbox's: the streams
+		// interleaved in the order written.
+		{name: "stderr interleaved with stdout", body: program("import sys\nprint('a')\nprint('b', file=sys.stderr)\nprint('c')"), status: 200, want: ok("a\nb\nc\n", 0.0)},
 
 		{name: "unknown executable_path", body: `{"input": "1", "executable_path": "/usr/bin/ruby"}`, status: 400,
 			want: map[string]any{"title": "executable_path does not exist", "description": "/usr/bin/ruby names no interpreter runbox serves: only /snekbin/python/default/bin/python and paths whose name starts with python (runbox's python)"}},

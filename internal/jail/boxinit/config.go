@@ -11,7 +11,10 @@
 // slower (design.md §3). It never logs; it reports through its report pipe.
 package boxinit
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"syscall"
+)
 
 // File descriptors the supervisor hands to init besides stdio.
 const (
@@ -82,6 +85,10 @@ type RunConfig struct {
 	// Session: no program of its own (Argv is empty); init serves
 	// commands and file operations on CollectFD once the box is set up.
 	Session bool `json:"session,omitempty"`
+	// MergeOutput starts the program with its stderr on init's stdout
+	// (descriptor 2 a copy of 1): both streams share one pipe, interleaved
+	// as written, and init's own stderr reaches the supervisor empty.
+	MergeOutput bool `json:"merge_output,omitempty"`
 }
 
 // Collect selects workspace files to return after the run, with bounds. A
@@ -302,3 +309,11 @@ type ListEntry struct {
 	Mode       uint32 `json:"mode"` // permission bits
 	MtimeNanos int64  `json:"mtime_ns"`
 }
+
+// SignalKillProgram and SignalStopProgram, sent to a run's init, make it
+// send SIGKILL and SIGSTOP to the program (which init could not catch as
+// themselves). Real-time signals nothing else in a box uses.
+const (
+	SignalKillProgram = syscall.Signal(40)
+	SignalStopProgram = syscall.Signal(41)
+)

@@ -282,12 +282,24 @@ func supervise(rep *reporter, cfg *Config, rc *RunConfig, boxfd, collectFD int) 
 	if err != nil {
 		return 0, &execError{err}
 	}
+	// The program's stdio is init's own; with MergeOutput its stderr is
+	// the stdout pipe itself, so that the order of writes across the two
+	// streams survives (merging two pipes afterwards cannot recover it).
+	files := []uintptr{0, 1, 2}
+	if rc.MergeOutput {
+		files[2] = 1
+	}
+	// Caught before the fork, so that none the supervisor sends once the
+	// program has started is lost (the child gets them back at their
+	// defaults: Go's fork resets the signals it handles).
+	fwd := forwardSignals()
+	defer fwd.stop()
 	restore := preferOOMVictim()
 	start := time.Now()
 	pid, err := syscall.ForkExec(path, rc.Argv, &syscall.ProcAttr{
 		Dir:   rc.Dir[0],
 		Env:   rc.Env,
-		Files: []uintptr{0, 1, 2},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			// A new session with no controlling terminal.
 			Setsid: true,
@@ -309,6 +321,7 @@ func supervise(rep *reporter, cfg *Config, rc *RunConfig, boxfd, collectFD int) 
 	if err := rep.send(Report{Started: true}); err != nil {
 		return 0, err
 	}
+	fwd.to(pid)
 	// Our own stdio belongs to the program from now on; holding it would
 	// keep the supervisor's pipes open.
 	for fd := 0; fd < 3; fd++ {
@@ -514,4 +527,62 @@ func unignoreSignals() {
 			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
 		}
 	}
+}
+
+// forwarded are the signals init passes on to the program: the supervisor
+// signals init (the one process of the box it holds a pidfd of), and init
+// the program. SIGKILL and SIGSTOP cannot be caught, so they travel as
+// SignalKillProgram and SignalStopProgram. Only the supervisor can reach
+// init with them: the program runs as another uid, without capabilities,
+// and the kernel drops a signal its own namespace's processes send to a
+// pid 1 that has no handler for it (and here, EPERM for the uid).
+var forwarded = []os.Signal{
+	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT, syscall.SIGBUS,
+	syscall.SIGFPE, syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM, syscall.SIGTERM,
+	syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM,
+	syscall.SIGWINCH, syscall.SIGIO, syscall.SIGPWR, syscall.SIGSYS, SignalKillProgram, SignalStopProgram,
+}
+
+// forwarder passes init's signals on to the program. Go delivers caught
+// signals one of each number at a time, lowest number first: two
+// different signals sent at the same instant may arrive in either order.
+type forwarder struct {
+	ch   chan os.Signal
+	pid  chan int
+	done chan struct{}
+}
+
+// forwardSignals catches the forwarded signals; they wait for to.
+func forwardSignals() *forwarder {
+	f := &forwarder{ch: make(chan os.Signal, 16), pid: make(chan int, 1), done: make(chan struct{})}
+	signal.Notify(f.ch, forwarded...)
+	go func() {
+		defer close(f.done)
+		pid, ok := <-f.pid
+		for s := range f.ch {
+			if !ok {
+				continue // no program: dropped
+			}
+			sig := s.(syscall.Signal)
+			switch sig {
+			case SignalKillProgram:
+				sig = syscall.SIGKILL
+			case SignalStopProgram:
+				sig = syscall.SIGSTOP
+			}
+			_ = unix.Kill(pid, sig)
+		}
+	}()
+	return f
+}
+
+// to starts the forwarding to pid.
+func (f *forwarder) to(pid int) { f.pid <- pid }
+
+// stop ends the forwarding.
+func (f *forwarder) stop() {
+	signal.Stop(f.ch)
+	close(f.pid) // a no-op receive when to was called
+	close(f.ch)
+	<-f.done
 }

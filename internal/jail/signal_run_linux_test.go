@@ -1,0 +1,137 @@
+package jail_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runbox-dev/runbox/internal/jail"
+)
+
+// A run's program gets the signals its Control sends, through the box's
+// init: a caught one runs its handler, SIGKILL and SIGSTOP (which init
+// cannot catch) arrive as themselves.
+func TestRunSignals(t *testing.T) {
+	j := needJail(t)
+	for _, tc := range []struct {
+		name   string
+		script string
+		sigs   []syscall.Signal
+		check  func(t *testing.T, res jail.Result)
+	}{
+		{name: "caught", script: `trap 'echo got INT; exit 3' INT; echo ready; while :; do sleep 0.05; done`,
+			sigs: []syscall.Signal{syscall.SIGINT}, check: func(t *testing.T, res jail.Result) {
+				if res.ExitCode != 3 || !strings.Contains(string(res.Stdout), "got INT") {
+					t.Fatalf("exit %d, stdout %q", res.ExitCode, res.Stdout)
+				}
+			}},
+		{name: "SIGKILL", script: `trap '' INT TERM; echo ready; while :; do sleep 0.05; done`,
+			sigs: []syscall.Signal{syscall.SIGKILL}, check: func(t *testing.T, res jail.Result) {
+				if res.Status != jail.StatusSignaled || res.Signal != int(syscall.SIGKILL) {
+					t.Fatalf("status %s signal %d: %s", res.Status, res.Signal, res.Message)
+				}
+			}},
+		{name: "SIGSTOP then SIGCONT", script: `trap 'echo cont; exit 4' CONT; echo ready; while :; do sleep 0.05; done # stop-marker`,
+			sigs: []syscall.Signal{syscall.SIGSTOP, syscall.SIGCONT}, check: func(t *testing.T, res jail.Result) {
+				if res.ExitCode != 4 || !strings.Contains(string(res.Stdout), "cont") {
+					t.Fatalf("exit %d, stdout %q", res.ExitCode, res.Stdout)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctrl := &jail.Control{}
+			ready := make(chan struct{})
+			tee := &lineWatcher{want: "ready", seen: ready}
+			done := make(chan jail.Result, 1)
+			go func() {
+				res, err := j.Run(context.Background(), jail.Spec{Argv: sh(tc.script), Control: ctrl, StdoutTee: tee,
+					Limits: jail.Limits{WallTime: 20 * time.Second}})
+				if err != nil {
+					t.Error(err)
+				}
+				done <- res
+			}()
+			for _, c := range []<-chan struct{}{ready, ctrl.Started()} {
+				select {
+				case <-c:
+				case <-time.After(20 * time.Second):
+					t.Fatal("the program did not start")
+				}
+			}
+			for _, s := range tc.sigs {
+				if err := ctrl.Signal(s); err != nil {
+					t.Fatalf("signal %v: %v", s, err)
+				}
+				if s == syscall.SIGSTOP {
+					// Two signals sent at once may arrive in either order
+					// (see boxinit): the stop is seen before the next.
+					eventually(t, 10*time.Second, func() error {
+						if st := stateOf("stop-marker"); st != "T" {
+							return fmt.Errorf("the program's state is %q, not stopped", st)
+						}
+						return nil
+					})
+				}
+			}
+			res := <-done
+			tc.check(t, res)
+			if err := ctrl.Signal(syscall.SIGINT); !errors.Is(err, jail.ErrCommandEnded) {
+				t.Errorf("a signal after the end: %v", err)
+			}
+		})
+	}
+}
+
+// A program cannot use its init's forwarding to signal init itself or
+// anything else: it runs as another uid, and kill(1) is refused.
+func TestRunProgramCannotSignalInit(t *testing.T) {
+	needJail(t)
+	res := run(t, jail.Spec{Argv: sh(`for s in INT TERM USR1 40 41; do kill -s $s 1 2>/dev/null && echo "sent $s"; kill -$s 1 2>/dev/null && echo "sent $s"; done; echo done`)})
+	expectStatus(t, res, jail.StatusOK)
+	if string(res.Stdout) != "done\n" {
+		t.Fatalf("the program signalled init: %q", res.Stdout)
+	}
+}
+
+// lineWatcher closes seen once a written line equals want.
+type lineWatcher struct {
+	want string
+	seen chan struct{}
+	buf  strings.Builder
+	done bool
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if !w.done && strings.Contains(w.buf.String(), w.want+"\n") {
+		w.done = true
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+// stateOf is the state letter (R, S, T…) of the host's process whose
+// command line holds marker ("" when there is none).
+func stateOf(marker string) string {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), marker) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join(d, "stat"))
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) {
+			return string(stat[i+2])
+		}
+	}
+	return ""
+}
