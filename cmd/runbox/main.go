@@ -79,6 +79,9 @@ Commands:
   runbox keys list | revoke NAME           API keys (in --data-dir, or the cluster's --nats)
   runbox version                           print the version
 
+With --server URL (or RUNBOX_SERVER), runbox run and runbox shell run on that
+runbox serve instead of this host (its key in RUNBOX_KEY).
+
 Run "runbox run -h" and "runbox shell -h" for their flags. runbox shell takes
 runbox run's limit flags, with interactive defaults (--wall-time 1h,
 --cpu-time 15m, --output 64MiB of terminal output), and --language NAME to add

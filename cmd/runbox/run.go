@@ -79,6 +79,11 @@ type boxFlags struct {
 	env      []string
 	files    string
 	initPath string
+	// server, when set (--server or RUNBOX_SERVER), is a runbox serve to
+	// run on instead of a local jail.
+	server string
+	// set names the flags given on the command line.
+	set map[string]bool
 }
 
 // register adds the flags to fset; the limits' current values are their
@@ -98,6 +103,7 @@ func (b *boxFlags) register(fset *flag.FlagSet, wallHelp, cpuHelp, outputHelp st
 	fset.Var(envFlag{&b.env}, "env", "KEY=VALUE for the program (repeatable)")
 	fset.StringVar(&b.files, "files", "", "host directory copied into the workspace /box first")
 	fset.StringVar(&b.initPath, "init", "", "runbox-init binary to use instead of the embedded one")
+	fset.StringVar(&b.server, "server", os.Getenv("RUNBOX_SERVER"), "URL of a runbox serve to run on instead of this host (env RUNBOX_SERVER)")
 }
 
 // parse parses args with fset, where register added the flags, and checks
@@ -112,6 +118,16 @@ func (b *boxFlags) parse(fset *flag.FlagSet, args []string, usage string, stderr
 			return err
 		}
 		return usageError{err.Error()}
+	}
+	b.set = map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { b.set[f.Name] = true })
+	if b.server != "" {
+		// What a server does not take is refused rather than dropped.
+		for _, name := range []string{"stack", "cpus", "init"} {
+			if b.set[name] {
+				return usageError{"--" + name + " is not available with --server"}
+			}
+		}
 	}
 	l := &b.limits
 	if l.Processes < 1 {
@@ -183,6 +199,9 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		defer f.Close()
 		o.spec.Stdin = f
+	}
+	if o.box.server != "" {
+		return runRemote(o, stdout, stderr)
 	}
 	if o.spec.Files, err = o.box.workspace(); err != nil {
 		fmt.Fprintln(stderr, "runbox run:", err)
