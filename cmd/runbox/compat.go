@@ -136,7 +136,7 @@ func mountCompat(cfg serveConfig, srv *api.Server, log *slog.Logger) (compatServ
 			servers.close()
 			return nil, fmt.Errorf("compat_listen %s: %w", name, err)
 		}
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Duration(cfg.IdleTimeout),
+		hs := &http.Server{Handler: srv.Guard(h), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Duration(cfg.IdleTimeout),
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

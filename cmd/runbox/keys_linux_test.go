@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,7 +44,7 @@ func TestKeysCommand(t *testing.T) {
 		}
 	}
 
-	s, err := startJobServe(t, "serve", "--data-dir", data)
+	s, err := startJobServe(t, "serve", "--data-dir", data, "--compat", "snekbox=127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +75,28 @@ func TestKeysCommand(t *testing.T) {
 	})
 	if code, body := keyedPost(t, s.addr, key); code != http.StatusOK || !strings.Contains(body, `"stdout":"hi\n"`) {
 		t.Fatalf("with the key: %d %s", code, body)
+	}
+	// A compatibility API, under its prefix and on its own listener,
+	// takes the same keys (and its in-process native calls pass as its
+	// client's).
+	own := compatAddr(t, s.log(), "snekbox")
+	for _, base := range []string{"http://" + s.addr + "/snekbox", "http://" + own} {
+		for _, k := range []string{"", key} {
+			req, _ := http.NewRequest("POST", base+"/eval", strings.NewReader(`{"input": "print(6*7)"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if k != "" {
+				req.Header.Set("X-Api-Key", k)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := map[bool]int{true: 401, false: 200}[k == ""]; resp.StatusCode != want || k != "" && !strings.Contains(string(b), `"stdout":"42\n"`) {
+				t.Errorf("%s/eval with key %v: %d %s", base, k != "", resp.StatusCode, b)
+			}
+		}
 	}
 	// A second key, so that revoking the first leaves the server with
 	// keys (with none it serves anonymous requests on loopback again).
@@ -109,4 +132,18 @@ func TestNoKeysBeyondLoopback(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "no API keys") || !strings.Contains(r.stderr, "allow_anonymous") {
 		t.Fatalf("serve on 0.0.0.0 without keys: %+v", r)
 	}
+}
+
+// compatAddr is the address of a compatibility API's own listener, from
+// serve's log.
+func compatAddr(t *testing.T, log, name string) string {
+	t.Helper()
+	for _, l := range strings.Split(log, "\n") {
+		var line struct{ Msg, API, Listening string }
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "compat" && line.API == name && line.Listening != "" {
+			return line.Listening
+		}
+	}
+	t.Fatalf("no listener of %s in the log", name)
+	return ""
 }

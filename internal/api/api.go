@@ -177,8 +177,21 @@ func (s *Server) Mount(prefix string, h http.Handler) {
 	s.root.Handle(prefix+"/", http.StripPrefix(prefix, h))
 }
 
-// Handler is the API with request ids and request logs.
+// Handler is the API with request ids, API keys and request logs.
 func (s *Server) Handler() http.Handler {
+	return s.wrap(func(w http.ResponseWriter, r *http.Request) {
+		if !s.forward(w, r) {
+			s.root.ServeHTTP(w, r)
+		}
+	})
+}
+
+// Guard is h (a compatibility API on a listener of its own) with the
+// API's request ids, API keys and request logs.
+func (s *Server) Guard(h http.Handler) http.Handler { return s.wrap(h.ServeHTTP) }
+
+// wrap gives next a request id, checks its API key, and logs it.
+func (s *Server) wrap(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -191,8 +204,8 @@ func (s *Server) Handler() http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		r, ok := s.authenticate(sw, r)
-		if ok && !s.forward(sw, r) {
-			s.root.ServeHTTP(sw, r)
+		if ok {
+			next(sw, r)
 		}
 		s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr, "key", ownerOf(r.Context()))
