@@ -398,6 +398,24 @@ func TestJobsCluster(t *testing.T) {
 	// forwarding over NATS.
 	sessionThroughOtherNode(t, client, survivors[0].addr, survivors[1].addr)
 
+	// A key made once, in the cluster's KV bucket, is every node's.
+	r := runbox(t, "", "keys", "create", "cluster-ci", "--nats", urls)
+	key := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(key, "rbx_") {
+		t.Fatalf("keys create --nats: %+v", r)
+	}
+	for _, s := range survivors {
+		eventually(t, 10*time.Second, func() error {
+			if code, body := keyedPost(t, s.addr, ""); code != http.StatusUnauthorized {
+				return fmt.Errorf("%s without a key: %d %s", s.name, code, body)
+			}
+			return nil
+		})
+		if code, body := keyedPost(t, s.addr, key); code != http.StatusOK {
+			t.Errorf("%s with the key: %d %s", s.name, code, body)
+		}
+	}
+
 	// The survivors stop on SIGTERM, while NATS still has a quorum; the
 	// NATS servers are killed by the clean-ups, then nothing must be left.
 	client.CloseIdleConnections()

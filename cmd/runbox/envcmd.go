@@ -62,7 +62,9 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 	defer j.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	reg.Detect(ctx, runner.VersionRunner(j))
+	prog := newProgress(stderr)
+	reg.DetectEach(ctx, runner.VersionRunner(j), prog.detecting)
+	prog.done()
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -80,7 +82,8 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 	run := runner.New(j, reg, nil)
 	failed := 0
 	fmt.Fprintln(tw, "NAME\tRESULT\tDETAIL")
-	for _, e := range only {
+	for i, e := range only {
+		prog.show("runbox: testing %s (%d/%d)…", e.Name, i+1, len(only))
 		switch {
 		case !e.Available:
 			fmt.Fprintf(tw, "%s\tskip\t%s\n", e.Name, e.Reason)
@@ -105,6 +108,7 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	prog.done()
 	if failed > 0 {
 		return 1
 	}

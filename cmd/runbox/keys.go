@@ -226,6 +226,8 @@ func startKeys(ctx context.Context, cfg serveConfig, nc *nats.Conn, log *slog.Lo
 		return nil, false, fmt.Errorf("listening on %s with no API keys: make one (runbox keys create NAME), or set allow_anonymous = true to serve anyone who can reach it", strings.Join(public, ", "))
 	case kr.Empty():
 		log.Warn("no API keys: every request is anonymous; listening on loopback only (runbox keys create NAME to require keys)")
+	default:
+		log.Info("keys", "store", storeName(store), "keys", kr.Len())
 	}
 	return kr, required, nil
 }
@@ -252,4 +254,12 @@ func publicAddrs(cfg serveConfig) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// storeName says where keys are kept, for the log.
+func storeName(s keys.Store) string {
+	if f, ok := s.(*keys.FileStore); ok {
+		return f.Path
+	}
+	return "nats kv " + keys.Bucket
 }

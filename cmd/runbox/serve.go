@@ -328,7 +328,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	if err := serve(cfg, log, nil); err != nil {
+	if err := serve(cfg, log, stderr, nil); err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
@@ -366,7 +366,7 @@ func nodeName(h string) string {
 
 // serve runs the server until SIGINT or SIGTERM (or until ready, when
 // given, is used by a test to learn the address and stop it).
-func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func())) error {
+func serve(cfg serveConfig, log *slog.Logger, stderr io.Writer, ready func(addr string, stop func())) error {
 	sources := []fs.FS{env.Defaults()}
 	for _, d := range cfg.Environments {
 		sources = append(sources, os.DirFS(d))
@@ -388,9 +388,15 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 	defer j.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	reg.Detect(ctx, runner.VersionRunner(j))
+	prog := newProgress(stderr)
+	reg.DetectEach(ctx, runner.VersionRunner(j), prog.detecting)
+	prog.done()
+	var langs []string
 	for _, e := range reg.List() {
 		log.Info("environment", "name", e.Name, "available", e.Available, "version", e.VersionText, "reason", e.Reason)
+		if e.Available {
+			langs = append(langs, e.Name)
+		}
 	}
 	cache := runner.NewCache(int64(cfg.CompileCache), time.Duration(cfg.CompileCacheTTL))
 	run := runner.New(j, reg, cache)
@@ -431,7 +437,8 @@ func serve(cfg serveConfig, log *slog.Logger, ready func(addr string, stop func(
 		return err
 	}
 	defer compats.close()
-	log.Info("listening", "addr", ln.Addr().String(), "cgroups", j.CgroupVersion(), "max_boxes", cfg.MaxBoxes)
+	log.Info("listening", "addr", ln.Addr().String(), "cgroups", j.CgroupVersion(), "max_boxes", cfg.MaxBoxes,
+		"languages", strings.Join(langs, ","))
 	if ready != nil {
 		ready(ln.Addr().String(), stop)
 	}

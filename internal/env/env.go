@@ -304,7 +304,16 @@ type VersionRunner func(ctx context.Context, e *Environment, argv []string) (str
 // Detect runs every environment's version command and marks it available
 // or not. A missing toolchain is a fact about the host, not an error.
 func (r *Registry) Detect(ctx context.Context, run VersionRunner) {
-	for _, e := range r.list {
+	r.DetectEach(ctx, run, nil)
+}
+
+// DetectEach is Detect that calls each (when set) before each environment
+// is tried, with its place in the list: for progress on a terminal.
+func (r *Registry) DetectEach(ctx context.Context, run VersionRunner, each func(i, n int, e *Environment)) {
+	for i, e := range r.list {
+		if each != nil {
+			each(i, len(r.list), e)
+		}
 		out, err := run(ctx, e, e.Version)
 		first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 		switch {

@@ -45,6 +45,9 @@ func (k *Keyring) Reload() error {
 	defer k.mu.Unlock()
 	next := make(map[string]*Caller, len(ks))
 	for _, key := range ks {
+		if CheckName(key.Name) != nil || len(key.Hash) != 64 {
+			continue // not a key's record: never a way in
+		}
 		if c, ok := k.byHash[key.Hash]; ok && c.key.Name == key.Name {
 			next[key.Hash] = c
 			continue
@@ -55,6 +58,9 @@ func (k *Keyring) Reload() error {
 	k.count.Store(int64(len(next)))
 	return nil
 }
+
+// Len is how many keys there are.
+func (k *Keyring) Len() int { return int(k.count.Load()) }
 
 // Empty reports whether there are no keys (then requests need none).
 func (k *Keyring) Empty() bool { return k.count.Load() == 0 }

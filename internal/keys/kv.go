@@ -12,7 +12,7 @@ import (
 )
 
 // Bucket is the NATS KV bucket of a cluster's keys, one entry a key.
-const Bucket = "runbox-keys"
+const Bucket = "runbox-api-keys"
 
 // opTimeout bounds one store operation.
 const opTimeout = 10 * time.Second

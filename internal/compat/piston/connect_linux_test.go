@@ -193,8 +193,10 @@ func TestConnectCloseCodes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := connect(t, base)
+			// Before the dial: the server's init timer starts before the
+			// handshake ends on this side.
 			start := time.Now()
+			p := connect(t, base)
 			for _, m := range tc.messages {
 				if s, ok := m.(string); ok {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -237,14 +239,19 @@ func TestConnectSignalDelivered(t *testing.T) {
 	}
 	p := connect(t, base)
 	p.send(initMessage("python", "", "import signal, sys\n"+
-		"signal.signal(signal.SIGINT, lambda *a: (print('got SIGINT', flush=True), sys.exit(3)))\n"+
+		"signal.signal(signal.SIGINT, lambda *a: (sys.stdout.write('got SIGINT\\n'), sys.exit(3)))\n"+
 		"print('ready', flush=True)\nwhile True: signal.pause()"))
 	p.next() // runtime
 	if m, _ := p.next(); m["type"] != "stage" {
 		t.Fatalf("first message %v", m)
 	}
-	if m, _ := p.next(); m["data"] != "ready\n" {
-		t.Fatalf("not ready: %v", m)
+	// Output comes in the chunks the program wrote ("ready", "\n").
+	for out := ""; out != "ready\n"; {
+		m, _ := p.next()
+		if m == nil || m["type"] != "data" || !strings.HasPrefix("ready\n", out+m["data"].(string)) {
+			t.Fatalf("not ready: %v after %q", m, out)
+		}
+		out += m["data"].(string)
 	}
 	p.send(map[string]any{"type": "signal", "signal": "SIGINT"})
 	got, code := p.rest()
