@@ -17,10 +17,11 @@ import (
 	"github.com/runbox-dev/runbox/internal/runner"
 )
 
-// cmdEnv is `runbox env list` and `runbox env test [NAME...]`.
+// cmdEnv is `runbox env list`, `runbox env test [NAME...]` and `runbox
+// env table` (the README's language table, in Markdown).
 func cmdEnv(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "test") {
-		fmt.Fprintln(stderr, "usage: runbox env list|test [--environments DIR] [NAME...]")
+	if len(args) == 0 || (args[0] != "list" && args[0] != "test" && args[0] != "table") {
+		fmt.Fprintln(stderr, "usage: runbox env list|test|table [--environments DIR] [NAME...]")
 		return exitUsage
 	}
 	fset := flag.NewFlagSet("runbox env", flag.ContinueOnError)
@@ -66,6 +67,10 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 	reg.DetectEach(ctx, runner.VersionRunner(j), prog.detecting)
 	prog.done()
 
+	if args[0] == "table" {
+		writeTable(stdout, only)
+		return 0
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	if args[0] == "list" {
@@ -118,4 +123,25 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	return s
+}
+
+// writeTable writes the environments as the README's Markdown table: name,
+// aliases, the version found on this host, and the compile and run argv.
+func writeTable(w io.Writer, envs []*env.Environment) {
+	fmt.Fprintln(w, "| name | aliases | version here | compile | run |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	cell := func(argv []string) string {
+		if len(argv) == 0 {
+			return "—"
+		}
+		return "`" + strings.ReplaceAll(strings.Join(argv, " "), "|", "\\|") + "`"
+	}
+	for _, e := range envs {
+		v := e.VersionText
+		if !e.Available {
+			v = "not on this host"
+		}
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", e.Name, strings.Join(e.Aliases, ", "),
+			strings.ReplaceAll(v, "|", "\\|"), cell(e.Compile), cell(e.Run))
+	}
 }
