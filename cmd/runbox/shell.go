@@ -186,30 +186,9 @@ func onTerminal(ctx context.Context, s *jail.Session, cmd jail.CommandSpec, tty 
 	ctl := &jail.Control{}
 	cmd.TTY, cmd.Control = &jail.TTY{Rows: uint16(rows), Cols: uint16(cols)}, ctl
 
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, syscall.SIGWINCH)
-	defer signal.Stop(winch)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		// A resize before the start is caught up with at the start.
-		select {
-		case <-ctl.Started():
-		case <-done:
-			return
-		}
-		for {
-			if c, r, err := term.GetSize(fd); err == nil && (c != cols || r != rows) {
-				cols, rows = c, r
-				_ = ctl.Resize(uint16(r), uint16(c)) // fails only once the command has ended
-			}
-			select {
-			case <-winch:
-			case <-done:
-				return
-			}
-		}
-	}()
+	// A resize before the start is caught up with at the start.
+	stop := followWindow(fd, cols, rows, ctl.Started(), func(r, c int) error { return ctl.Resize(uint16(r), uint16(c)) })
+	defer stop()
 
 	old, err := term.MakeRaw(fd)
 	if err != nil {
@@ -307,24 +286,10 @@ func remoteTerminal(ctx context.Context, c *client.Client, id string, start clie
 	}
 	defer s.Close()
 
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, syscall.SIGWINCH)
-	defer signal.Stop(winch)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case <-winch:
-			case <-done:
-				return
-			}
-			if c, r, err := term.GetSize(fd); err == nil && (c != cols || r != rows) {
-				cols, rows = c, r
-				_ = s.Resize(ctx, r, c) // fails only once the command has ended
-			}
-		}
-	}()
+	started := make(chan struct{})
+	close(started)
+	stop := followWindow(fd, cols, rows, started, func(r, c int) error { return s.Resize(ctx, r, c) })
+	defer stop()
 
 	old, err := term.MakeRaw(fd)
 	if err != nil {
@@ -333,4 +298,34 @@ func remoteTerminal(ctx context.Context, c *client.Client, id string, start clie
 	defer func() { _ = term.Restore(fd, old) }()
 	go pumpStdin(ctx, s, tty)
 	return s.Wait(ctx, stdout, stdout)
+}
+
+// followWindow resizes a box's terminal with ours (SIGWINCH) from started
+// on, until stop is called; cols and rows are the size it was given.
+func followWindow(fd, cols, rows int, started <-chan struct{}, resize func(rows, cols int) error) (stop func()) {
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-started:
+		case <-done:
+			return
+		}
+		for {
+			if c, r, err := term.GetSize(fd); err == nil && (c != cols || r != rows) {
+				cols, rows = c, r
+				_ = resize(r, c) // fails only once the command has ended
+			}
+			select {
+			case <-winch:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(winch)
+		close(done)
+	}
 }
