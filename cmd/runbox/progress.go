@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -31,8 +32,9 @@ func (p *progress) show(format string, a ...any) {
 		return
 	}
 	msg := fmt.Sprintf(format, a...)
-	pad := max(p.width-len(msg), 0)
-	p.width = len(msg)
+	n := utf8.RuneCountInString(msg) // the columns it takes, near enough
+	pad := max(p.width-n, 0)
+	p.width = n
 	fmt.Fprint(p.w, "\r"+msg+strings.Repeat(" ", pad))
 }
 
