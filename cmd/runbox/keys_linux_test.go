@@ -44,7 +44,7 @@ func TestKeysCommand(t *testing.T) {
 		}
 	}
 
-	s, err := startJobServe(t, "serve", "--data-dir", data, "--compat", "snekbox=127.0.0.1:0")
+	s, err := startJobServe(t, "serve", "--data-dir", data, "--compat", "snekbox=127.0.0.1:0,opensandbox")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +100,49 @@ func TestKeysCommand(t *testing.T) {
 	}
 	// A second key, so that revoking the first leaves the server with
 	// keys (with none it serves anonymous requests on loopback again).
-	if r := runbox(t, "", "keys", "create", "other", "--data-dir", data); r.code != 0 {
+	r = runbox(t, "", "keys", "create", "other", "--data-dir", data)
+	other := strings.TrimSpace(r.stdout)
+	if r.code != 0 {
 		t.Fatalf("create other: %+v", r)
+	}
+	// An adapter that keeps state of its own (OpenSandbox lists the
+	// sessions it made) shows each key only its own.
+	osb := func(key, method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+s.addr+"/opensandbox"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if code, body := osb(other, "GET", "/sessions", ""); code != http.StatusOK {
+			return fmt.Errorf("the second key: %d %s", code, body)
+		}
+		return nil
+	})
+	code, body := osb(key, "POST", "/sessions", `{}`)
+	var made struct {
+		ID string `json:"session_id"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &made) != nil || made.ID == "" {
+		t.Fatalf("opensandbox session: %d %s", code, body)
+	}
+	if code, body := osb(other, "GET", "/sessions", ""); code != http.StatusOK || strings.Contains(body, made.ID) {
+		t.Errorf("another key lists it: %d %s", code, body)
+	}
+	if code, body := osb(other, "GET", "/sessions/"+made.ID, ""); code != http.StatusNotFound {
+		t.Errorf("another key reads it: %d %s", code, body)
+	}
+	if code, body := osb(key, "GET", "/sessions", ""); code != http.StatusOK || !strings.Contains(body, made.ID) {
+		t.Errorf("its key does not list it after another key's list: %d %s", code, body)
+	}
+	if code, body := osb(key, "DELETE", "/sessions/"+made.ID, ""); code != http.StatusNoContent {
+		t.Errorf("delete: %d %s", code, body)
 	}
 	if r := runbox(t, "", "keys", "revoke", "ci", "--data-dir", data); r.code != 0 {
 		t.Fatalf("revoke: %+v", r)

@@ -28,6 +28,7 @@ type SessionPatch struct {
 // SessionOut describes a session.
 type SessionOut struct {
 	ID              string            `json:"id" doc:"128 random bits; whoever knows it controls the session."`
+	Owner           string            `json:"owner" doc:"The name of the API key that made it (empty on a server without keys)."`
 	Language        string            `json:"language"`
 	CreatedAt       time.Time         `json:"created_at"`
 	LastUsedAt      time.Time         `json:"last_used_at"`

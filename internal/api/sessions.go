@@ -50,7 +50,7 @@ func (s *Server) registerSessions(api huma.API) {
 			if ss.Owner != ownerOf(ctx) {
 				continue
 			}
-			out.Body.Sessions = append(out.Body.Sessions, sessionOut(ss.Info()))
+			out.Body.Sessions = append(out.Body.Sessions, sessionOut(ss))
 		}
 		return out, nil
 	})
@@ -61,7 +61,7 @@ func (s *Server) registerSessions(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		return &struct{ Body SessionOut }{Body: sessionOut(ss.Info())}, nil
+		return &struct{ Body SessionOut }{Body: sessionOut(ss)}, nil
 	})
 	huma.Register(api, huma.Operation{
 		OperationID: "update-session", Method: http.MethodPatch, Path: "/v1/sessions/{id}", Summary: "Change a session's environment, working directory or idle timeout",
@@ -218,13 +218,14 @@ func busyAfter(ctx context.Context, msg string, seconds int) error {
 	return p
 }
 
-func sessionOut(in session.Info) SessionOut {
+func sessionOut(ss *session.Session) SessionOut {
+	in := ss.Info()
 	env := map[string]string{}
 	for _, kv := range in.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	return SessionOut{ID: in.ID, Language: in.Language, CreatedAt: in.Created.UTC(), LastUsedAt: in.LastUsed.UTC(),
+	return SessionOut{ID: in.ID, Owner: ss.Owner, Language: in.Language, CreatedAt: in.Created.UTC(), LastUsedAt: in.LastUsed.UTC(),
 		ExpiresAt: in.ExpiresAt.UTC(), IdleTimeoutMS: in.IdleTimeout.Milliseconds(), MaxLifetimeMS: in.Lifetime.Milliseconds(),
 		Env: env, Cwd: in.Cwd, Limits: limitsOut(in.Limits), RunningCommands: in.Running, URL: "/v1/sessions/" + in.ID}
 }
@@ -309,7 +310,7 @@ func (s *Server) createSession(ctx context.Context, in *struct{ Body SessionBody
 		_ = s.cfg.Sessions.Delete(ss.ID)
 		return nil, err
 	}
-	return &struct{ Body SessionOut }{Body: sessionOut(ss.Info())}, nil
+	return &struct{ Body SessionOut }{Body: sessionOut(ss)}, nil
 }
 
 func (s *Server) updateSession(ctx context.Context, in *struct {
@@ -346,7 +347,7 @@ func (s *Server) updateSession(ctx context.Context, in *struct {
 	if err := ss.Update(set, b.UnsetEnv, b.Cwd, idle); err != nil {
 		return nil, s.sessionError(ctx, err)
 	}
-	return &struct{ Body SessionOut }{Body: sessionOut(ss.Info())}, nil
+	return &struct{ Body SessionOut }{Body: sessionOut(ss)}, nil
 }
 
 // commandLimits checks a command's own limits against the server's maxima.

@@ -96,11 +96,11 @@ type handler struct {
 	// mu guards the native info, read once, and the sessions made here.
 	mu    sync.Mutex
 	info  *info
-	owned map[string]bool
+	owned map[string]string // session id → its owner (API key name)
 }
 
 // New serves OpenSandbox's API on n (runbox's native API).
-func New(n *compat.Native) http.Handler { return &handler{n: n, owned: map[string]bool{}} }
+func New(n *compat.Native) http.Handler { return &handler{n: n, owned: map[string]string{}} }
 
 // info is what the adapter reads of the native GET /v1/info.
 type info struct {

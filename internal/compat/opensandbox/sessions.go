@@ -24,6 +24,7 @@ type sessionInfo struct {
 // nativeSession is what the adapter reads of a native session.
 type nativeSession struct {
 	ID         string            `json:"id"`
+	Owner      string            `json:"owner"`
 	CreatedAt  time.Time         `json:"created_at"`
 	LastUsedAt time.Time         `json:"last_used_at"`
 	Env        map[string]string `json:"env"`
@@ -64,7 +65,7 @@ func (h *handler) newSession(ctx context.Context, hdr http.Header, body map[stri
 				break
 			}
 		}
-		h.owned[s.ID] = true
+		h.owned[s.ID] = s.Owner
 		h.mu.Unlock()
 	}
 	return s.ID, nil
@@ -100,16 +101,19 @@ func (h *handler) listSessions(ctx context.Context, hdr http.Header) (any, error
 	now := time.Now()
 	out := []sessionInfo{}
 	live := map[string]bool{}
+	owner, seen := "", false
 	h.mu.Lock()
 	for _, s := range list.Sessions {
-		if h.owned[s.ID] {
+		owner, seen = s.Owner, true // the native list is one owner's (one API key's)
+		if _, ok := h.owned[s.ID]; ok {
 			live[s.ID] = true
 			out = append(out, s.info(now))
 		}
 	}
-	// Sessions that ended (idle, deleted natively) are forgotten.
-	for id := range h.owned {
-		if !live[id] {
+	// Sessions of this owner that ended (idle, deleted natively) are
+	// forgotten; another key's are not in this list, and stay.
+	for id, o := range h.owned {
+		if seen && o == owner && !live[id] {
 			delete(h.owned, id)
 		}
 	}
