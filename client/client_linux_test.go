@@ -64,7 +64,7 @@ func TestProblems(t *testing.T) {
 	}{
 		{"unsafe file name", client.RunRequest{Language: "python", Files: []client.File{{Name: "../x.py", Content: "1"}}}, 422, "body.files[0].name"},
 		{"limit above the maxima", client.RunRequest{Language: "python", Files: file, Limits: &client.Limits{WallTimeMS: 3_600_000}}, 422, "body.limits.wall_time_ms"},
-		{"unknown language", client.RunRequest{Language: "cobol", Files: file}, 422, "body.language"},
+		{"unknown language", client.RunRequest{Language: "intercal", Files: file}, 422, "body.language"},
 		{"bad encoding", client.RunRequest{Language: "python", Files: []client.File{{Name: "main.py", Content: "!", Encoding: "base64"}}}, 422, "body.files[0].content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

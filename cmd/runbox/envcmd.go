@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -55,6 +56,7 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := jail.DefaultConfig()
 	cfg.InitPath = *initPath
+	cfg.Binds = append(cfg.Binds, envBinds(reg, cfg.Binds)...)
 	j, err := jail.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "runbox env:", err)
@@ -144,4 +146,25 @@ func writeTable(w io.Writer, envs []*env.Environment) {
 		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", e.Name, strings.Join(e.Aliases, ", "),
 			strings.ReplaceAll(v, "|", "\\|"), cell(e.Compile), cell(e.Run))
 	}
+}
+
+// envBinds are the environments' extra read-only host paths (mounts), for
+// the jail. Every box sees them: the warm pool builds boxes before it
+// knows their language. A path the host lacks is skipped.
+func envBinds(reg *env.Registry, have []jail.Bind) []jail.Bind {
+	seen := map[string]bool{}
+	for _, b := range have {
+		seen[b.Dst] = true
+	}
+	var out []jail.Bind
+	for _, e := range reg.List() {
+		for _, m := range e.Mounts {
+			dst := filepath.Clean(m.Dst)
+			if !seen[dst] { // one path, one bind (two environments may name it)
+				seen[dst] = true
+				out = append(out, jail.Bind{Src: m.Src, Dst: dst, Optional: true})
+			}
+		}
+	}
+	return out
 }

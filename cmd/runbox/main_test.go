@@ -219,7 +219,7 @@ func TestEnvCommands(t *testing.T) {
 	if r := runbox(t, "", "env"); r.code != 2 {
 		t.Fatalf("runbox env: exit %d", r.code)
 	}
-	if r := runbox(t, "", "env", "test", "cobol"); r.code != 2 || !strings.Contains(r.stderr, "unknown language") {
+	if r := runbox(t, "", "env", "test", "no-such-language"); r.code != 2 || !strings.Contains(r.stderr, "unknown language") {
 		t.Fatalf("unknown language: exit %d %q", r.code, r.stderr)
 	}
 	needRoot(t)
@@ -268,5 +268,40 @@ func TestServeConfig(t *testing.T) {
 	}
 	if r := runbox(t, "", "serve", "--config", "/no/such/file"); r.code != 2 {
 		t.Errorf("missing config file: exit %d", r.code)
+	}
+}
+
+// An environment's mounts: the host path is in every box, read-only, at
+// the path the file names.
+func TestEnvironmentMounts(t *testing.T) {
+	needRoot(t)
+	// Not t.TempDir: its parent is 0700, which the box's users cannot
+	// cross.
+	host, err := os.MkdirTemp("", "envmount-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(host) })
+	if err := os.Chmod(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(host, "version"), []byte("mounted 1.2.3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	envs := t.TempDir()
+	file := `name = "mounted"
+version = ["/bin/cat", "/opt/runbox-test-mount/version"]
+source = "main.sh"
+run = ["/bin/sh", "{main}"]
+[[mounts]]
+src = "` + host + `"
+dst = "/opt/runbox-test-mount"
+`
+	if err := os.WriteFile(filepath.Join(envs, "mounted.toml"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runbox(t, "", "env", "list", "--init", initBin, "--environments", envs, "mounted")
+	if r.code != 0 || !strings.Contains(r.stdout, "mounted 1.2.3") {
+		t.Fatalf("env list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

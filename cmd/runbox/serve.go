@@ -376,6 +376,7 @@ func serve(cfg serveConfig, log *slog.Logger, stderr io.Writer, ready func(addr 
 		return err
 	}
 	jcfg := jail.DefaultConfig()
+	jcfg.Binds = append(jcfg.Binds, envBinds(reg, jcfg.Binds)...)
 	jcfg.Pool = cfg.Pool
 	jcfg.Logger = log
 	if p := os.Getenv("RUNBOX_INIT"); p != "" {

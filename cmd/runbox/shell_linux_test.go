@@ -16,7 +16,7 @@ func TestShellUsageErrors(t *testing.T) {
 		{"shell", "--no-such-flag"},
 		{"shell", "--wall-time", "0"},
 		{"shell", "--memory", "lots"},
-		{"shell", "--language", "cobol"},
+		{"shell", "--language", "intercal"},
 		{"shell", "--env", "NOEQUALS"},
 		{"shell", "--files", "/no/such/dir"},
 		{"shell", "--", ""},

@@ -184,7 +184,7 @@ func TestBadInput(t *testing.T) {
 		status   int
 		location string
 	}{
-		{"unknown language", map[string]any{"language": "cobol", "files": file("a")}, 422, "body.language"},
+		{"unknown language", map[string]any{"language": "intercal", "files": file("a")}, 422, "body.language"},
 		{"neither language nor command", map[string]any{"files": file("a")}, 422, "body.language"},
 		{"both", map[string]any{"language": "py", "command": []string{"true"}, "files": file("a")}, 422, "body.command"},
 		{"traversal", map[string]any{"language": "py", "files": file("../x")}, 422, "body.files[0].name"},

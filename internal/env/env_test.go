@@ -31,8 +31,8 @@ func TestDefaultsLoad(t *testing.T) {
 			t.Errorf("alias %s: %v %v", alias, e, err)
 		}
 	}
-	if _, err := r.Lookup("cobol"); !errors.Is(err, ErrUnknown) {
-		t.Errorf("cobol: %v", err)
+	if _, err := r.Lookup("intercal"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("intercal: %v", err)
 	}
 	c, _ := r.Lookup("c++")
 	if time.Duration(c.CompileLimits.WallTime) != 60*time.Second || c.CompileLimits.Memory != 1<<30 {

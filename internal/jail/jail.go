@@ -59,14 +59,15 @@ func DefaultConfig() Config {
 // SystemBinds are the directories toolchains need, and the few /etc entries
 // they read: the dynamic linker's cache and configuration, Debian's
 // alternatives (cc, java, … are symlinks through /etc/alternatives), the
-// time zone, and the per-toolchain configuration of Java, Perl and Python.
+// time zone, and the per-toolchain configuration of Java, Perl, Python and R
+// (R reads its library paths and Renviron from /etc/R).
 // Not the host's whole /etc: no shadow, no ssh keys, no machine-id.
 func SystemBinds() []Bind {
 	var b []Bind
 	for _, d := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
 		b = append(b, Bind{Src: d, Dst: d, Optional: d != "/usr"})
 	}
-	etc := []string{"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/perl"}
+	etc := []string{"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/perl", "/etc/R"}
 	for _, pat := range []string{"/etc/java-*", "/etc/python3*"} {
 		m, _ := filepath.Glob(pat)
 		etc = append(etc, m...)

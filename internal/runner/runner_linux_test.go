@@ -176,7 +176,7 @@ func TestOutputs(t *testing.T) {
 
 func TestUnknownAndUnavailable(t *testing.T) {
 	r, _ := newRunner(t)
-	if _, err := r.Run(t.Context(), Request{Language: "cobol"}); err == nil {
+	if _, err := r.Run(t.Context(), Request{Language: "intercal"}); err == nil {
 		t.Fatal("unknown language accepted")
 	}
 }

@@ -183,7 +183,7 @@ func TestConnectCloseCodes(t *testing.T) {
 			code: closeOnlyStdin},
 		{name: "invalid signal", messages: []any{initMessage("python", "", waits), map[string]any{"type": "signal", "signal": "SIGFOO"}},
 			code: closeInvalidSignal},
-		{name: "unknown runtime", messages: []any{initMessage("cobol", "", "")}, code: closeError, error: "cobol-* runtime is unknown"},
+		{name: "unknown runtime", messages: []any{initMessage("intercal", "", "")}, code: closeError, error: "intercal-* runtime is unknown"},
 		{name: "a limit above the server's", messages: []any{func() any {
 			m := initMessage("python", "", "")
 			m["run_timeout"] = 120000

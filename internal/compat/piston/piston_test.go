@@ -163,7 +163,7 @@ func TestExecuteBadRequest(t *testing.T) {
 		{"files not an array", "application/json", `{"language":"python","version":"*","files":{}}`, 400, "files is required as an array"},
 		{"a file without content", "application/json", `{"language":"python","version":"*","files":[{"content":""},{"name":"a"}]}`, 400,
 			"files[1].content is required as a string"},
-		{"unknown language", "application/json", `{"language":"cobol","version":"*","files":[{"content":""}]}`, 400, "cobol-* runtime is unknown"},
+		{"unknown language", "application/json", `{"language":"intercal","version":"*","files":[{"content":""}]}`, 400, "intercal-* runtime is unknown"},
 		{"unknown version", "application/json", `{"language":"python","version":"2.7","files":[{"content":""}]}`, 400, "python-2.7 runtime is unknown"},
 		{"no utf8 file", "application/json", `{"language":"python","version":"*","files":[{"content":"AA==","encoding":"base64"}]}`, 400,
 			"files must include at least one utf8 encoded file"},

@@ -164,8 +164,8 @@ func TestErrors(t *testing.T) {
 		code                     string
 		details                  string
 	}{
-		{"unknown environment", "POST", "/run", `{"build":{"environment":"cobol","main_file":{"content":""}}}`, 404, "environment_not_found", ""},
-		{"unknown environment, build", "POST", "/programs", `{"environment":"cobol","main_file":{"content":""}}`, 404, "environment_not_found", ""},
+		{"unknown environment", "POST", "/run", `{"build":{"environment":"intercal","main_file":{"content":""}}}`, 404, "environment_not_found", ""},
+		{"unknown environment, build", "POST", "/programs", `{"environment":"intercal","main_file":{"content":""}}`, 404, "environment_not_found", ""},
 		{"unknown program", "POST", "/programs/00000000-0000-0000-0000-000000000000/run", `{}`, 404, "program_not_found", ""},
 		{"duplicate file", "POST", "/run", `{"build":{` + py + `,"files":[{"name":"main.py","content":""}]}}`, 400, "invalid_file_names", ""},
 		{"dots file", "POST", "/programs", `{` + py + `,"files":[{"name":"..","content":""}]}`, 400, "invalid_file_names", ""},

@@ -1,6 +1,5 @@
 use strict;
 use warnings;
-use lib '.';
 use Helper;
 
 my $in = do { local $/; <STDIN> };

@@ -1,0 +1,3 @@
+function check(stdin, args, test) {
+    return (stdin == "stdin" && args == "foo bar baz" && test == "test") ? "OK" : "FAIL"
+}

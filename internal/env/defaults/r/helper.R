@@ -1,0 +1,3 @@
+check <- function(stdin, args, test) {
+  if (identical(stdin, "stdin") && identical(args, c("foo", "bar", "baz")) && identical(test, "test")) "OK" else "FAIL"
+}

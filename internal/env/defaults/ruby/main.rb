@@ -1,0 +1,3 @@
+require 'helper'
+
+puts Helper.check($stdin.read, ARGV, File.read('test.txt'))
