@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -149,21 +148,18 @@ func writeTable(w io.Writer, envs []*env.Environment) {
 }
 
 // envBinds are the environments' extra read-only host paths (mounts), for
-// the jail. Every box sees them: the warm pool builds boxes before it
-// knows their language. A path the host lacks is skipped.
+// the jail, but those it has already. Every box sees them: the warm pool
+// builds boxes before it knows their language. A path the host lacks is
+// skipped.
 func envBinds(reg *env.Registry, have []jail.Bind) []jail.Bind {
 	seen := map[string]bool{}
 	for _, b := range have {
 		seen[b.Dst] = true
 	}
 	var out []jail.Bind
-	for _, e := range reg.List() {
-		for _, m := range e.Mounts {
-			dst := filepath.Clean(m.Dst)
-			if !seen[dst] { // one path, one bind (two environments may name it)
-				seen[dst] = true
-				out = append(out, jail.Bind{Src: m.Src, Dst: dst, Optional: true})
-			}
+	for _, m := range reg.Mounts() {
+		if !seen[m.Dst] {
+			out = append(out, jail.Bind{Src: m.Src, Dst: m.Dst, Optional: true})
 		}
 	}
 	return out

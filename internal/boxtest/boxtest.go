@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/jail"
 )
 
@@ -38,6 +39,21 @@ func Open() (*Env, string, error) {
 	}
 	cfg := jail.DefaultConfig()
 	cfg.InitPath = initPath
+	// The embedded environments' mounts, as runbox serve gives them.
+	reg, err := env.Load(env.Defaults())
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	have := map[string]bool{}
+	for _, b := range cfg.Binds {
+		have[b.Dst] = true
+	}
+	for _, m := range reg.Mounts() {
+		if !have[m.Dst] {
+			cfg.Binds = append(cfg.Binds, jail.Bind{Src: m.Src, Dst: m.Dst, Optional: true})
+		}
+	}
 	j, err := jail.New(cfg)
 	if err != nil {
 		os.RemoveAll(dir)

@@ -326,3 +326,20 @@ func (r *Registry) DetectEach(ctx context.Context, run VersionRunner, each func(
 		}
 	}
 }
+
+// Mounts are the environments' extra read-only paths, one per destination
+// (the first environment to name it wins), for the jail's binds.
+func (r *Registry) Mounts() []Mount {
+	seen := map[string]bool{}
+	var out []Mount
+	for _, e := range r.list {
+		for _, m := range e.Mounts {
+			m.Dst = filepath.Clean(m.Dst)
+			if !seen[m.Dst] {
+				seen[m.Dst] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,4 @@
+(ns main
+  (:require [helper :refer [check]]))
+
+(println (check (slurp *in*) *command-line-args* (slurp "test.txt")))

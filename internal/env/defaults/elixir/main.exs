@@ -1,0 +1,3 @@
+input = IO.read(:stdio, :eof)
+test = File.read!("test.txt")
+IO.puts(Helper.check(input, System.argv(), test))

@@ -1,0 +1,9 @@
+import Helper (check)
+import System.Environment (getArgs)
+
+main :: IO ()
+main = do
+  input <- getContents
+  args <- getArgs
+  test <- readFile "test.txt"
+  putStrLn (check input args test)
