@@ -1,0 +1,3 @@
+package Helper is
+   function Check (Input, Test : String; N_Args : Natural; Args : String) return String;
+end Helper;
