@@ -135,7 +135,14 @@ func writeTable(w io.Writer, envs []*env.Environment) {
 		if len(argv) == 0 {
 			return "—"
 		}
-		return "`" + strings.ReplaceAll(strings.Join(argv, " "), "|", "\\|") + "`"
+		words := make([]string, len(argv))
+		for i, a := range argv {
+			words[i] = a
+			if strings.Contains(a, "\n") || len(a) > 60 {
+				words[i] = "'…'" // a script: the environment file has it
+			}
+		}
+		return "`" + strings.ReplaceAll(strings.Join(words, " "), "|", "\\|") + "`"
 	}
 	for _, e := range envs {
 		v := e.VersionText
