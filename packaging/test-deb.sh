@@ -53,8 +53,10 @@ cleanup() {
 trap cleanup EXIT
 
 step "make deb"
-make deb >"$work/build.log" 2>&1 || { tail -n 20 "$work/build.log" >&2; fail "make deb"; }
-deb=$(tail -n 1 "$work/build.log")
+# --no-print-directory: under `make test` this is a nested make, which
+# would otherwise end its output with "Leaving directory".
+make --no-print-directory deb >"$work/build.log" 2>&1 || { tail -n 20 "$work/build.log" >&2; fail "make deb"; }
+deb=$(grep '\.deb$' "$work/build.log" | tail -n 1)
 [ -f "$deb" ] || fail "make deb did not print the package's path (got: $deb)"
 step "built $deb"
 

@@ -415,6 +415,10 @@ func TestJobsCluster(t *testing.T) {
 			t.Errorf("%s with the key: %d %s", s.name, code, body)
 		}
 	}
+	// A session's calls forwarded to its node carry the key: the owner
+	// node checks it again.
+	keyed := &http.Client{Transport: bearerTransport{key}}
+	sessionThroughOtherNode(t, keyed, survivors[0].addr, survivors[1].addr)
 
 	// The survivors stop on SIGTERM, while NATS still has a quorum; the
 	// NATS servers are killed by the clean-ups, then nothing must be left.
@@ -467,4 +471,13 @@ func sessionThroughOtherNode(t *testing.T, client *http.Client, a, b string) {
 	if code, _ = call("GET", "http://"+a+"/v1/sessions/"+created.ID, ""); code != http.StatusNotFound {
 		t.Fatalf("the deleted session answers %d on its node", code)
 	}
+}
+
+// bearerTransport sends a key with every request.
+type bearerTransport struct{ key string }
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return http.DefaultTransport.RoundTrip(r)
 }
