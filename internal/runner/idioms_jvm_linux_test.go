@@ -1,23 +1,10 @@
 package runner
 
 import (
-	"strings"
 	"testing"
-
-	"github.com/runbox-dev/runbox/internal/jail"
 )
 
-// jvmIdiom is a program written the way the language's users write it
-// (file and class names included), with what it must print. A program that
-// must not compile has bad set: a piece of the compiler's own message.
-type jvmIdiom struct {
-	name  string
-	main  string
-	files map[string]string
-	stdin string
-	want  string
-	bad   string
-}
+type jvmIdiom = idiom
 
 // jvmLangs are the JVM, .NET, functional and logic languages.
 var jvmLangs = []struct {
@@ -179,56 +166,13 @@ func TestIdiomsJVM(t *testing.T) {
 	r, _ := newRunner(t)
 	for _, l := range jvmLangs {
 		t.Run(l.lang, func(t *testing.T) {
-			e, err := r.envs.Lookup(l.lang)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !e.Available {
-				t.Skipf("requires the %s toolchain: %s", l.lang, e.Reason)
-			}
+			idiomEnv(t, r, l.lang)
 			// The JVM languages spend seconds compiling; two at a time
 			// keep both cores busy.
 			t.Parallel()
 			for _, id := range l.idioms {
-				t.Run(id.name, func(t *testing.T) {
-					req := Request{Language: l.lang, Main: id.main, Stdin: []byte(id.stdin)}
-					for name, content := range id.files {
-						req.Files = append(req.Files, File{Name: name, Content: []byte(content)})
-					}
-					resp, err := r.Run(t.Context(), req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if id.bad != "" {
-						checkJVMCompileError(t, resp, id.bad)
-						return
-					}
-					if resp.Compile != nil && resp.Compile.Status != jail.StatusOK {
-						t.Fatalf("compile: %s %s\n%s%s", resp.Compile.Status, resp.Compile.Message, resp.Compile.Stdout, resp.Compile.Stderr)
-					}
-					if resp.Run == nil {
-						t.Fatal("no run")
-					}
-					if got := string(resp.Run.Stdout); got != id.want {
-						t.Fatalf("run %s: stdout %q, want %q\nstderr %s", resp.Run.Status, got, id.want, resp.Run.Stderr)
-					}
-				})
+				t.Run(id.name, func(t *testing.T) { runIdiom(t, r, l.lang, id) })
 			}
 		})
-	}
-}
-
-// checkJVMCompileError wants a failed compile whose output carries the
-// compiler's message, and no run.
-func checkJVMCompileError(t *testing.T, resp *Response, message string) {
-	t.Helper()
-	if resp.Compile == nil || resp.Compile.Status == jail.StatusOK {
-		t.Fatalf("compiled: %+v", resp.Compile)
-	}
-	if out := string(resp.Compile.Stdout) + string(resp.Compile.Stderr); !strings.Contains(out, message) {
-		t.Fatalf("compile output lacks %q:\n%s", message, out)
-	}
-	if resp.Run != nil {
-		t.Fatal("ran after a failed compile")
 	}
 }

@@ -1,22 +1,10 @@
 package runner
 
 import (
-	"strings"
 	"testing"
-
-	"github.com/runbox-dev/runbox/internal/jail"
 )
 
-// nativeIdiom is a program written the way the language's users write it,
-// with what it must print.
-type nativeIdiom struct {
-	name  string
-	files map[string]string // name → content; main names the main file
-	main  string
-	stdin string
-	args  []string
-	want  string
-}
+type nativeIdiom = idiom
 
 // nativeLang is one compiled-to-machine-code environment: its idioms and a
 // program that does not compile, with a piece of the compiler's message.
@@ -377,50 +365,18 @@ func TestIdiomsNative(t *testing.T) {
 	r, _ := newRunner(t)
 	for _, l := range nativeLangs {
 		t.Run(l.lang, func(t *testing.T) {
-			e, err := r.envs.Lookup(l.lang)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !e.Available {
-				t.Skipf("requires the %s toolchain: %s", e.Name, e.Reason)
-			}
+			idiomEnv(t, r, l.lang)
 			for _, id := range l.idioms {
-				t.Run(id.name, func(t *testing.T) {
-					req := Request{Language: l.lang, Main: id.main, Stdin: []byte(id.stdin), Args: id.args}
-					for name, content := range id.files {
-						req.Files = append(req.Files, File{Name: name, Content: []byte(content)})
-					}
-					resp, err := r.Run(t.Context(), req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if resp.Compile != nil && resp.Compile.Status != jail.StatusOK {
-						t.Fatalf("compile: %s %s\n%s%s", resp.Compile.Status, resp.Compile.Message, resp.Compile.Stdout, resp.Compile.Stderr)
-					}
-					if resp.Run == nil {
-						t.Fatal("no run")
-					}
-					if got := string(resp.Run.Stdout); got != id.want {
-						t.Fatalf("run: %s %s\nstdout %q, want %q\nstderr %q", resp.Run.Status, resp.Run.Message, got, id.want, resp.Run.Stderr)
-					}
-				})
+				t.Run(id.name, func(t *testing.T) { runIdiom(t, r, l.lang, id) })
 			}
 			t.Run("compile error", func(t *testing.T) {
 				resp, err := r.Run(t.Context(), Request{Language: l.lang, Main: l.badMain, Files: []File{{Name: l.badMain, Content: []byte(l.bad)}}})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if resp.Compile == nil || resp.Compile.Status == jail.StatusOK {
-					t.Fatalf("compile %+v, want a failed compile", resp.Compile)
-				}
-				// Some compilers (fpc) write their messages on stdout.
-				out := string(resp.Compile.Stdout) + string(resp.Compile.Stderr)
-				if !strings.Contains(out, l.badMessage) {
-					t.Fatalf("compile output %q does not contain %q", out, l.badMessage)
-				}
-				if resp.Run != nil {
-					t.Fatalf("ran after a failed compile: %+v", resp.Run)
-				}
+				// Some compilers (fpc) write their messages on stdout:
+				// both streams are searched.
+				wantCompileError(t, resp, l.badMessage)
 			})
 		})
 	}

@@ -7,16 +7,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/jail"
 )
 
-// scriptIdiom is a program in an interpreted language (or a tool's own
-// language), written the way its users write it, with what it must print.
-type scriptIdiom struct {
-	name  string
-	files map[string]string // name → content; main names the main file
-	main  string
-	stdin string
-	args  []string
-	want  string
-}
+type scriptIdiom = idiom
 
 // scriptLang is one environment of the "script" group: its idioms and a
 // program with a syntax error, with a piece of the tool's own message (on
@@ -208,33 +199,9 @@ func TestIdiomsScript(t *testing.T) {
 		t.Run(l.lang, func(t *testing.T) {
 			// tsc alone takes seconds: let the languages overlap.
 			t.Parallel()
-			e, err := r.envs.Lookup(l.lang)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !e.Available {
-				t.Skipf("requires the %s toolchain: %s", e.Name, e.Reason)
-			}
+			idiomEnv(t, r, l.lang)
 			for _, id := range l.idioms {
-				t.Run(id.name, func(t *testing.T) {
-					req := Request{Language: l.lang, Main: id.main, Stdin: []byte(id.stdin), Args: id.args}
-					for name, content := range id.files {
-						req.Files = append(req.Files, File{Name: name, Content: []byte(content)})
-					}
-					resp, err := r.Run(t.Context(), req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if resp.Compile != nil && resp.Compile.Status != jail.StatusOK {
-						t.Fatalf("compile: %s %s\n%s%s", resp.Compile.Status, resp.Compile.Message, resp.Compile.Stdout, resp.Compile.Stderr)
-					}
-					if resp.Run == nil {
-						t.Fatal("no run")
-					}
-					if got := string(resp.Run.Stdout); got != id.want {
-						t.Fatalf("run: %s %s\nstdout %q, want %q\nstderr %q", resp.Run.Status, resp.Run.Message, got, id.want, resp.Run.Stderr)
-					}
-				})
+				t.Run(id.name, func(t *testing.T) { runIdiom(t, r, l.lang, id) })
 			}
 			t.Run("syntax error", func(t *testing.T) {
 				resp, err := r.Run(t.Context(), Request{Language: l.lang, Main: l.badMain, Files: []File{{Name: l.badMain, Content: []byte(l.bad)}}})
