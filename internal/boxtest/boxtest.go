@@ -3,6 +3,7 @@
 package boxtest
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -86,6 +87,19 @@ func (e *Env) Close() error {
 // hands it (or, when the tests must skip, nil and the reason) to use, runs
 // the tests and closes the Env. It returns the exit code.
 func Main(m *testing.M, use func(be *Env, skipReason string) error) int {
+	// Fuzzing (go test -fuzz) runs only its target, which needs no box, in
+	// worker processes that each run TestMain and are killed, not ended:
+	// a jail opened there would leave its directory behind every time.
+	flag.Parse()
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			if err := use(nil, "fuzzing: no jail is opened"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			return m.Run()
+		}
+	}
 	be, reason, err := Open()
 	if err == nil {
 		err = use(be, reason)
