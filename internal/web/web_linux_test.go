@@ -283,6 +283,9 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
+		// Chromium's own temporary files (org.chromium.Chromium.*) go
+		// into the profile, removed with it, not into the host's /tmp.
+		chromedp.Env("TMPDIR="+profile),
 	)
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	t.Cleanup(func() {
