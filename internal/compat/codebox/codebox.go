@@ -78,9 +78,10 @@ type handler struct {
 	n       *compat.Native
 	aliases map[string]string
 
-	// mu guards what is read once from the native API.
+	info compat.Info[info]
+
+	// mu guards sqlite3's version, read once from a box.
 	mu      sync.Mutex
-	info    *info   // GET /v1/info
 	sqlite3 *string // sqlite3's version, once asked and answered ("" : none)
 }
 
@@ -171,20 +172,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // nativeInfo is the native GET /v1/info, read once.
 func (h *handler) nativeInfo(ctx context.Context, hdr http.Header) (*info, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.info != nil {
-		return h.info, nil
-	}
-	var in info
-	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", hdr, nil, &in); err != nil {
+	in, err := h.info.Get(ctx, h.n, hdr, func(in *info) bool { return in.MaxBodyBytes > 0 })
+	if err != nil {
 		return nil, failure(ctx, hdr, err)
 	}
-	if in.MaxBodyBytes <= 0 {
-		return nil, failure(ctx, hdr, errors.New("the native info has no max_body_bytes"))
-	}
-	h.info = &in
-	return h.info, nil
+	return in, nil
 }
 
 // execute answers POST /execute.

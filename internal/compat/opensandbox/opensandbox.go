@@ -93,9 +93,10 @@ const (
 type handler struct {
 	n *compat.Native
 
-	// mu guards the native info, read once, and the sessions made here.
+	info compat.Info[info]
+
+	// mu guards the sessions made here.
 	mu    sync.Mutex
-	info  *info
 	owned map[string]string // session id → its owner (API key name)
 }
 
@@ -205,20 +206,11 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) (any, error) {
 
 // nativeInfo is the native GET /v1/info, read once.
 func (h *handler) nativeInfo(ctx context.Context, hdr http.Header) (*info, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.info != nil {
-		return h.info, nil
-	}
-	var in info
-	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", hdr, nil, &in); err != nil {
+	in, err := h.info.Get(ctx, h.n, hdr, func(in *info) bool { return in.MaxBodyBytes > 0 })
+	if err != nil {
 		return nil, failure(ctx, hdr, err)
 	}
-	if in.MaxBodyBytes <= 0 {
-		return nil, failure(ctx, hdr, errors.New("the native info has no max_body_bytes"))
-	}
-	h.info = &in
-	return h.info, nil
+	return in, nil
 }
 
 // decode reads a JSON body into v as axum's Json extractor does: 415

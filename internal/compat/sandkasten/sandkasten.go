@@ -60,7 +60,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/runbox-dev/runbox/internal/compat"
@@ -79,10 +78,7 @@ const (
 type handler struct {
 	n        *compat.Native
 	programs *cache
-
-	// mu guards the native info, read once.
-	mu   sync.Mutex
-	info *info
+	info     compat.Info[info]
 }
 
 // New serves Sandkasten's API on n (runbox's native API).
@@ -208,20 +204,11 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) (int, any, error
 
 // nativeInfo is the native GET /v1/info, read once.
 func (h *handler) nativeInfo(ctx context.Context, hdr http.Header) (*info, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.info != nil {
-		return h.info, nil
-	}
-	var in info
-	if _, err := h.n.Call(ctx, http.MethodGet, "/v1/info", hdr, nil, &in); err != nil {
+	in, err := h.info.Get(ctx, h.n, hdr, func(in *info) bool { return in.MaxBodyBytes > 0 })
+	if err != nil {
 		return nil, failure(ctx, hdr, err)
 	}
-	if in.MaxBodyBytes <= 0 {
-		return nil, failure(ctx, hdr, errors.New("the native info has no max_body_bytes"))
-	}
-	h.info = &in
-	return h.info, nil
+	return in, nil
 }
 
 // decode reads a JSON body into v; what does not parse is poem's 400 in
