@@ -47,16 +47,17 @@ var warmLimits = cgroup.Limits{MemoryBytes: 64 << 20, Pids: initThreads}
 
 // start starts a box and sends it its Config; it does not wait for it to be
 // ready.
-func (j *Jail) start() (*box, error) { return j.startBox(false) }
+func (j *Jail) start() (*box, error) { return j.startBox(false, "") }
 
 // sessionSendBuffer is the send buffer of the supervisor's end of a
 // session channel: a SOCK_SEQPACKET message must fit in it whole, and an
 // start request carries argv and environment (up to boxinit.MaxConfig).
 const sessionSendBuffer = 2 * boxinit.MaxConfig
 
-// startBox starts a box; a session box gets a channel instead of the
+// startBox starts a box on root ("": the host's Config.Binds); a session
+// box gets a channel instead of the
 // collection pipe.
-func (j *Jail) startBox(session bool) (_ *box, err error) {
+func (j *Jail) startBox(session bool, root string) (_ *box, err error) {
 	j.mu.Lock()
 	j.seq++
 	b := &box{id: j.seq, pidfd: -1, teardown: j.phases.teardown}
@@ -152,7 +153,11 @@ func (j *Jail) startBox(session bool) (_ *box, err error) {
 			return nil, err
 		}
 	}
-	if err := writeMessage(b.ctrl, j.warmConfig()); err != nil {
+	warm, err := j.warmConfig(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeMessage(b.ctrl, warm); err != nil {
 		return nil, fmt.Errorf("configure box: %w", err)
 	}
 	return b, nil

@@ -13,10 +13,18 @@ import (
 	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 )
 
-// warmConfig is what init needs before a request: the same for every box.
-func (j *Jail) warmConfig() boxinit.Config {
-	binds := make([]boxinit.Bind, len(j.cfg.Binds))
-	for i, b := range j.cfg.Binds {
+// warmConfig is what init needs before a request: the same for every box
+// on one root ("": the host's binds).
+func (j *Jail) warmConfig(root string) (boxinit.Config, error) {
+	from := j.cfg.Binds
+	if root != "" {
+		var err error
+		if from, err = RootBinds(root); err != nil {
+			return boxinit.Config{}, err
+		}
+	}
+	binds := make([]boxinit.Bind, len(from))
+	for i, b := range from {
 		binds[i] = boxinit.Bind{Src: b.Src, Dst: b.Dst, Optional: b.Optional}
 	}
 	return boxinit.Config{
@@ -33,7 +41,7 @@ func (j *Jail) warmConfig() boxinit.Config {
 			{Path: "/etc/hostname", Mode: 0o644, Data: j.cfg.Hostname + "\n"},
 			{Path: "/etc/nsswitch.conf", Mode: 0o644, Data: "passwd: files\ngroup: files\nhosts: files\n"},
 		},
-	}
+	}, nil
 }
 
 // runConfig is what init needs for one run.

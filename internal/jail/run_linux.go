@@ -70,7 +70,7 @@ func (j *Jail) Run(ctx context.Context, spec Spec) (Result, error) {
 	if len(cfg) > boxinit.MaxConfig {
 		return internal(fmt.Errorf("%w: the run's configuration is %d bytes as runbox-init reads it (at most %d)", ErrSpecTooLarge, len(cfg), boxinit.MaxConfig))
 	}
-	b, err := j.take()
+	b, err := j.take(spec.Root)
 	if err != nil {
 		j.log.Error("box failed to start", "err", err)
 		return internal(err)
@@ -131,8 +131,11 @@ func internal(err error) (Result, error) {
 }
 
 // take returns a warm box from the pool, or starts one when the pool is
-// empty or off.
-func (j *Jail) take() (*box, error) {
+// empty or off or the box is to be on its own root.
+func (j *Jail) take(root string) (*box, error) {
+	if root != "" {
+		return j.startBox(false, root)
+	}
 	select {
 	case b := <-j.pool:
 		return b, nil

@@ -15,6 +15,7 @@ type SessionSpec struct {
 	Env   []string // KEY=VALUE; DefaultEnv fills keys it does not set
 	Dir   string   // default working directory of commands; default /box
 	Files []File   // placed in /box before the first command
+	Root  string   // a root filesystem instead of Config.Binds, as in Spec
 	Limits
 }
 

@@ -125,7 +125,7 @@ func (j *Jail) OpenSession(ctx context.Context, spec SessionSpec) (_ *Session, e
 	if err != nil {
 		return nil, err
 	}
-	b, err := j.startBox(true)
+	b, err := j.startBox(true, spec.Root)
 	if err != nil {
 		return nil, err
 	}

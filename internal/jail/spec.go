@@ -150,6 +150,11 @@ type Spec struct {
 	// Control, when set, signals the program while it runs (Resize does
 	// not apply: a run has no terminal). One Control serves one Run.
 	Control *Control
+	// Root, when set, is a root filesystem (an unpacked image) whose
+	// entries the box sees read-only instead of Config.Binds (see
+	// RootBinds). Such boxes start on demand: the pool holds host-root
+	// boxes only.
+	Root string
 	Limits
 }
 

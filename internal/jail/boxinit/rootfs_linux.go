@@ -305,16 +305,27 @@ func placeSource(s source) error {
 // mountOverlay mounts the private read-only view of a source directory.
 // The layers are named through /proc/self/fd, which needs no escaping of
 // overlayfs's ':' and ',' and reaches a source under newRoot.
+//
+// A target the root already holds as a directory (/etc, with the generated
+// files, under an image's /etc) is merged: its entries lie over the
+// source's.
 func mountOverlay(s source, dst string) error {
+	merge := false
 	if err := os.Mkdir(dst, 0o755); err != nil {
-		return fmt.Errorf("overlay target %s: %w", s.dst, err)
+		if !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("overlay target %s: %w", s.dst, err)
+		}
+		merge = true
 	}
-	empty, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	here, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("overlay target %s: %w", s.dst, err)
 	}
-	defer unix.Close(empty)
-	opts := fmt.Sprintf("lowerdir=/proc/self/fd/%d:/proc/self/fd/%d", s.fd, empty)
+	defer unix.Close(here)
+	opts := fmt.Sprintf("lowerdir=/proc/self/fd/%d:/proc/self/fd/%d", s.fd, here)
+	if merge {
+		opts = fmt.Sprintf("lowerdir=/proc/self/fd/%d:/proc/self/fd/%d", here, s.fd)
+	}
 	if err := unix.Mount("overlay", dst, "overlay", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		if errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("overlay %s: %w (has the host a mount below it?)", s.dst, err)
