@@ -43,6 +43,11 @@ type Environment struct {
 	Env []string `toml:"env"`
 	// Mounts are extra host paths the box sees read-only.
 	Mounts []Mount `toml:"mounts"`
+	// Image, when set, names an OCI image (registry/name:tag or @digest)
+	// whose filesystem is the box's read-only root instead of the host's
+	// system directories: the version, compile and run argvs run inside
+	// it. Mounts do not go with it.
+	Image string `toml:"image"`
 	// Limits and CompileLimits are this language's defaults (zero fields:
 	// the server's defaults).
 	Limits        Limits `toml:"limits"`
@@ -118,6 +123,14 @@ func (e *Environment) Validate() error {
 	for _, kv := range e.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return fmt.Errorf("%s: env %q: want KEY=VALUE", e.Name, kv)
+		}
+	}
+	if e.Image != "" {
+		if len(e.Mounts) > 0 {
+			return fmt.Errorf("%s: mounts are host paths and an image environment sees none: drop mounts or image", e.Name)
+		}
+		if len(e.Image) > 255 || strings.ContainsFunc(e.Image, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return fmt.Errorf("%s: image %q: a reference of at most 255 characters without spaces or control characters", e.Name, e.Image)
 		}
 	}
 	for _, m := range e.Mounts {
@@ -325,6 +338,19 @@ func (r *Registry) DetectEach(ctx context.Context, run VersionRunner, each func(
 			e.Available, e.VersionText, e.Reason = true, strings.TrimSpace(first), ""
 		}
 	}
+}
+
+// Images are the images environments name, each once, in load order.
+func (r *Registry) Images() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range r.list {
+		if e.Image != "" && !seen[e.Image] {
+			seen[e.Image] = true
+			out = append(out, e.Image)
+		}
+	}
+	return out
 }
 
 // Mounts are the environments' extra read-only paths, one per destination

@@ -2,6 +2,7 @@ package env
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -139,4 +140,37 @@ func FuzzExpand(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The example image environments load beside the defaults, each with its
+// conformance program (a link to the host language's), and name an image.
+func TestExampleImageEnvironments(t *testing.T) {
+	reg, err := Load(Defaults(), os.DirFS("../../examples/environments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"python3.12", "python3.13", "node22"} {
+		e, err := reg.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Image == "" || len(e.Conformance) == 0 || len(e.Mounts) > 0 {
+			t.Errorf("%s: image %q, %d conformance files, mounts %v", name, e.Image, len(e.Conformance), e.Mounts)
+		}
+	}
+	if got := reg.Images(); len(got) != 3 {
+		t.Errorf("Images() = %v, want the three examples'", got)
+	}
+}
+
+func TestImageEnvironmentValidation(t *testing.T) {
+	for _, tc := range []struct{ name, toml, want string }{
+		{"mounts with an image", "name = \"x\"\nimage = \"r/x:1\"\nversion = [\"v\"]\nsource = \"m\"\nrun = [\"r\"]\nmounts = [{src = \"/a\", dst = \"/a\"}]\n", "mounts are host paths"},
+		{"space in the reference", "name = \"x\"\nimage = \"r/x :1\"\nversion = [\"v\"]\nsource = \"m\"\nrun = [\"r\"]\n", "without spaces"},
+	} {
+		_, err := Load(fstest.MapFS{"x.toml": {Data: []byte(tc.toml)}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/jail"
@@ -20,6 +21,10 @@ type Box struct {
 	s    *jail.Session
 	lang *env.Environment // nil: no environment
 	lim  Limits
+	// image is the image the box's root is from ("": the host's); release
+	// lets the store evict it again.
+	image   string
+	release func()
 }
 
 // BoxSpec describes a box to open.
@@ -74,14 +79,23 @@ func (r *Runner) OpenBox(ctx context.Context, spec BoxSpec) (*Box, error) {
 		}
 		b.lang = e
 		b.lim = Capped(RunLimits(spec.Limits, e, r.Defaults), spec.Ceiling)
-		envv = append(append([]string{}, e.Env...), spec.Env...)
 	} else {
 		b.lim = Capped(spec.Limits.WithDefaults(r.Defaults).WithDefaults(jail.Defaults), spec.Ceiling)
 	}
-	s, err := r.jail.OpenSession(ctx, jail.SessionSpec{Env: envv, Dir: spec.Dir, Files: toJailFiles(spec.Files), Limits: b.lim})
+	pl, err := place(ctx, r.Images, b.lang)
 	if err != nil {
 		return nil, err
 	}
+	if b.lang != nil {
+		envv = pl.envOf(b.lang, spec.Env)
+		b.image = b.lang.Image
+	}
+	s, err := r.jail.OpenSession(ctx, jail.SessionSpec{Env: envv, Dir: spec.Dir, Files: toJailFiles(spec.Files), Limits: b.lim, Root: pl.root})
+	if err != nil {
+		pl.release()
+		return nil, err
+	}
+	b.release = sync.OnceFunc(pl.release) // Close may come twice
 	b.s = s
 	return b, nil
 }
@@ -124,7 +138,13 @@ func (b *Box) Remove(ctx context.Context, path string) error {
 }
 
 // Close ends the box and everything in it.
-func (b *Box) Close() error { return b.s.Close() }
+func (b *Box) Close() error {
+	err := b.s.Close()
+	if b.release != nil {
+		b.release()
+	}
+	return err
+}
 
 // Run runs a request in the box, over the box's files: the request's files
 // are written into /box first (replacing files of the same name), a
@@ -155,6 +175,9 @@ func (b *Box) Run(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	e, main, names, argv := p.env, p.main, p.names, p.argv
+	if e.Image != b.image {
+		return nil, fmt.Errorf("%w in this box: %s runs on %s, the box on %s (open a box of that language)", ErrUnavailable, e.Name, rootName(e.Image), rootName(b.image))
+	}
 	resp := &Response{Language: e.Name, Version: e.VersionText}
 	envv := append(append([]string{}, e.Env...), req.Env...)
 	if e.Compiled() {
@@ -210,4 +233,12 @@ func commandOf(argv, envv []string, stdin io.Reader, lim Limits, st *Stream) Com
 		WallTime: lim.WallTime, CPUTime: lim.CPUTime, Output: lim.Output, OpenFiles: lim.OpenFiles}
 	cmd.StdoutTee, cmd.StderrTee = st.tees()
 	return cmd
+}
+
+// rootName names a box's root for a message.
+func rootName(image string) string {
+	if image == "" {
+		return "the host's toolchains"
+	}
+	return "image " + image
 }

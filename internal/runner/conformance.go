@@ -27,9 +27,18 @@ func ConformanceRequest(e *env.Environment) Request {
 
 // VersionRunner runs version commands in boxes, for env.Registry.Detect.
 // A version printed on stderr (java -version does) counts too.
-func VersionRunner(j Jail) env.VersionRunner {
+func VersionRunner(j Jail) env.VersionRunner { return VersionRunnerWith(j, nil) }
+
+// VersionRunnerWith is VersionRunner that also runs the version commands of
+// image environments, on their images.
+func VersionRunnerWith(j Jail, images Images) env.VersionRunner {
 	return func(ctx context.Context, e *env.Environment, argv []string) (string, error) {
-		res, err := j.Run(ctx, jail.Spec{Argv: argv, Env: e.Env})
+		pl, err := place(ctx, images, e)
+		if err != nil {
+			return "", err
+		}
+		defer pl.release()
+		res, err := j.Run(ctx, jail.Spec{Argv: argv, Env: pl.envOf(e, nil), Root: pl.root})
 		if err != nil {
 			return "", err
 		}

@@ -34,6 +34,9 @@ type Runner struct {
 	jail  Jail
 	envs  *env.Registry
 	cache *Cache
+	// Images roots the environments that name an image (nil: they fail
+	// with ErrNoImages).
+	Images Images
 	// Defaults fill the limits a request and its environment leave unset
 	// (zero: the jail's own defaults).
 	Defaults Limits
@@ -130,11 +133,16 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 	e, main, names, argv := p.env, p.main, p.names, p.argv
+	pl, err := place(ctx, r.Images, e)
+	if err != nil {
+		return nil, err
+	}
+	defer pl.release()
 	resp := &Response{Language: e.Name, Version: e.VersionText}
 	lim := Capped(RunLimits(req.Limits, e, r.Defaults), req.Ceiling)
 	workspace := toJailFiles(req.Files)
 	if e.Compiled() {
-		art, cached, err := r.compile(ctx, e, main, names, req)
+		art, cached, err := r.compile(ctx, e, pl, main, names, req)
 		if err != nil {
 			return nil, err
 		}
@@ -150,8 +158,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (*Response, error) {
 		}
 		workspace = art.files
 	}
-	envv := append(append([]string{}, e.Env...), req.Env...)
-	resp.Cases, resp.Run, err = r.runAll(ctx, argv, envv, workspace, lim, req)
+	resp.Cases, resp.Run, err = r.runAll(ctx, argv, pl.envOf(e, req.Env), pl.root, workspace, lim, req)
 	if e.Compiled() && errors.Is(err, jail.ErrWorkspaceFull) {
 		// The estimate above passed but the box disagreed: still the
 		// compiled program's size, and still the request's business.
@@ -208,14 +215,14 @@ func tooBig(res *jail.Result, bytes, inodes, disk int64) {
 
 // runAll runs the program once per case, or once when there are none (then
 // collecting the requested outputs).
-func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []jail.File, lim jail.Limits, req Request) ([]CaseResult, *jail.Result, error) {
+func (r *Runner) runAll(ctx context.Context, argv, envv []string, root string, workspace []jail.File, lim jail.Limits, req Request) ([]CaseResult, *jail.Result, error) {
 	stdout, stderr := req.Stream.tees()
 	if len(req.Cases) > 0 {
 		cases := make([]CaseResult, 0, len(req.Cases))
 		for i, c := range req.Cases {
 			req.Stream.stage("case", i)
 			res, err := r.jail.Run(ctx, jail.Spec{
-				Argv: append(append([]string{}, argv...), c.Args...), Env: envv,
+				Argv: append(append([]string{}, argv...), c.Args...), Env: envv, Root: root,
 				Stdin: bytes.NewReader(c.Stdin), Files: workspace, Limits: lim,
 				StdoutTee: stdout, StderrTee: stderr, Control: req.Stream.control(), MergeOutput: req.MergeOutput,
 			})
@@ -228,7 +235,7 @@ func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []ja
 	}
 	req.Stream.stage("run", 0)
 	res, err := r.jail.Run(ctx, jail.Spec{
-		Argv: append(append([]string{}, argv...), req.Args...), Env: envv,
+		Argv: append(append([]string{}, argv...), req.Args...), Env: envv, Root: root,
 		Stdin: req.Stream.stdin(req.Stdin), Files: workspace, Limits: lim,
 		StdoutTee: stdout, StderrTee: stderr, Control: req.Stream.control(), MergeOutput: req.MergeOutput,
 		Collect: collectFor(req.Outputs),
@@ -243,7 +250,7 @@ func (r *Runner) runAll(ctx context.Context, argv, envv []string, workspace []ja
 // without a compile step and without an environment.
 func (r *Runner) runCommand(ctx context.Context, req Request) (*Response, error) {
 	lim := Capped(req.Limits.WithDefaults(r.Defaults).WithDefaults(jail.Defaults), req.Ceiling)
-	cases, run, err := r.runAll(ctx, req.Command, req.Env, toJailFiles(req.Files), lim, req)
+	cases, run, err := r.runAll(ctx, req.Command, req.Env, "", toJailFiles(req.Files), lim, req)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +288,7 @@ type artifact struct {
 	size   int64
 }
 
-func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, names []string, req Request) (*artifact, bool, error) {
+func (r *Runner) compile(ctx context.Context, e *env.Environment, pl placement, main string, names []string, req Request) (*artifact, bool, error) {
 	lim := Capped(CompileLimits(req.CompileLimits, e, r.Defaults), req.Ceiling)
 	argv, err := env.Expand(e.Compile, main, names)
 	if err != nil {
@@ -293,7 +300,7 @@ func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, n
 		streamed = true
 		stdout, stderr := req.Stream.tees()
 		res, err := r.jail.Run(ctx, jail.Spec{
-			Argv: argv, Env: append(append([]string{}, e.Env...), req.Env...), Files: toJailFiles(req.Files), Limits: lim,
+			Argv: argv, Env: pl.envOf(e, req.Env), Root: pl.root, Files: toJailFiles(req.Files), Limits: lim,
 			StdoutTee: stdout, StderrTee: stderr,
 			// Everything the compiler left in the workspace is the program.
 			Collect: &jail.Collect{Patterns: []string{"**"}, MaxFiles: 4096, MaxBytes: lim.Disk, MaxDepth: 32},
@@ -317,7 +324,7 @@ func (r *Runner) compile(ctx context.Context, e *env.Environment, main string, n
 	if r.cache == nil {
 		a, err = do(ctx)
 	} else {
-		a, cached, err = r.cache.Get(ctx, compileKey(e, argv, lim, req), do)
+		a, cached, err = r.cache.Get(ctx, compileKey(e, pl, argv, lim, req), do)
 	}
 	if err == nil && !streamed {
 		// Compiled by another request, or earlier: its output, at once.
@@ -339,7 +346,7 @@ func replay(st *Stream, res jail.Result) {
 
 // compileKey identifies a compile: the environment and its version, the
 // argv, the environment variables, the limits, and every file.
-func compileKey(e *env.Environment, argv []string, lim jail.Limits, req Request) string {
+func compileKey(e *env.Environment, pl placement, argv []string, lim jail.Limits, req Request) string {
 	h := sha256.New()
 	field := func(b []byte) {
 		var n [8]byte
@@ -349,10 +356,11 @@ func compileKey(e *env.Environment, argv []string, lim jail.Limits, req Request)
 	}
 	field([]byte(e.Name))
 	field([]byte(e.VersionText))
+	field([]byte(pl.root)) // an image's root is named by its digest
 	for _, a := range argv {
 		field([]byte(a))
 	}
-	for _, kv := range append(append([]string{}, e.Env...), req.Env...) {
+	for _, kv := range pl.envOf(e, req.Env) {
 		field([]byte(kv))
 	}
 	field([]byte(fmt.Sprintf("%+v", lim)))
