@@ -17,29 +17,59 @@ import (
 	"github.com/runbox-dev/runbox/internal/runner"
 )
 
-// cmdEnv is `runbox env list`, `runbox env test [NAME...]` and `runbox
-// env table` (the README's language table, in Markdown).
+// cmdEnv is `runbox env list`, `runbox env test [NAME...]`, `runbox env
+// table` (the README's language table, in Markdown), and the image store's
+// `runbox env pull [REF...]`, `runbox env images` and `runbox env prune
+// [--all]`. The environments are the defaults, then the folders of
+// --config's environments and --environments.
 func cmdEnv(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "test" && args[0] != "table") {
-		fmt.Fprintln(stderr, "usage: runbox env list|test|table [--environments DIR] [NAME...]")
+	verbs := map[string]bool{"list": true, "test": true, "table": true, "pull": true, "images": true, "prune": true}
+	if len(args) == 0 || !verbs[args[0]] {
+		fmt.Fprintln(stderr, envUsage)
 		return exitUsage
 	}
+	verb := args[0]
 	fset := flag.NewFlagSet("runbox env", flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
-	dir := fset.String("environments", "", "folder of environment files that add to or override the defaults")
+	where := map[string]*string{"config": fset.String("config", "", ""), "data-dir": fset.String("data-dir", "", ""),
+		"environments": fset.String("environments", "", "")}
 	initPath := fset.String("init", "", "runbox-init binary to use instead of the embedded one")
+	all := fset.Bool("all", false, "prune: every image not in use, also those environments name")
 	if err := fset.Parse(args[1:]); err != nil {
 		fmt.Fprintln(stderr, "runbox env:", err)
 		return exitUsage
 	}
+	if *all && verb != "prune" {
+		fmt.Fprintf(stderr, "runbox env %s: --all is prune's\n", verb)
+		return exitUsage
+	}
+	var sargs []string
+	for f, v := range where {
+		if *v != "" {
+			sargs = append(sargs, "--"+f, *v)
+		}
+	}
+	cfg, err := loadServeConfig(sargs, getenvEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, "runbox env:", err)
+		return exitUsage
+	}
 	sources := []fs.FS{env.Defaults()}
-	if *dir != "" {
-		sources = append(sources, os.DirFS(*dir))
+	for _, d := range cfg.Environments {
+		sources = append(sources, os.DirFS(d))
 	}
 	reg, err := env.Load(sources...)
 	if err != nil {
 		fmt.Fprintln(stderr, "runbox env:", err)
 		return exitUsage
+	}
+	switch verb {
+	case "pull", "images", "prune":
+		if verb != "pull" && fset.NArg() > 0 {
+			fmt.Fprintf(stderr, "runbox env %s: unexpected argument %q\n", verb, fset.Arg(0))
+			return exitUsage
+		}
+		return cmdImages(verb, fset.Args(), *all, cfg, reg, stdout, stderr)
 	}
 	var only []*env.Environment
 	for _, name := range fset.Args() {
@@ -53,10 +83,10 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 	if len(only) == 0 {
 		only = reg.List()
 	}
-	cfg := jail.DefaultConfig()
-	cfg.InitPath = *initPath
-	cfg.Binds = append(cfg.Binds, envBinds(reg, cfg.Binds)...)
-	j, err := jail.New(cfg)
+	jcfg := jail.DefaultConfig()
+	jcfg.InitPath = *initPath
+	jcfg.Binds = append(jcfg.Binds, envBinds(reg, jcfg.Binds)...)
+	j, err := jail.New(jcfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "runbox env:", err)
 		return exitInternalError
@@ -65,16 +95,23 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prog := newProgress(stderr)
-	reg.DetectEach(ctx, runner.VersionRunner(j), prog.detecting)
+	// Only a test pulls an environment's missing image: a list or a table
+	// says it is not pulled.
+	images, err := imagesFor(cfg, reg, verb == "test", prog, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "runbox env:", err)
+		return 1
+	}
+	reg.DetectEach(ctx, runner.VersionRunnerWith(j, images), prog.detecting)
 	prog.done()
 
-	if args[0] == "table" {
+	if verb == "table" {
 		writeTable(stdout, only)
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
-	if args[0] == "list" {
+	if verb == "list" {
 		fmt.Fprintln(tw, "NAME\tAVAILABLE\tCOMPILED\tALIASES\tVERSION")
 		for _, e := range only {
 			v := e.VersionText
@@ -86,6 +123,7 @@ func cmdEnv(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	run := runner.New(j, reg, nil)
+	run.Images = images
 	failed := 0
 	fmt.Fprintln(tw, "NAME\tRESULT\tDETAIL")
 	for i, e := range only {
@@ -170,4 +208,17 @@ func envBinds(reg *env.Registry, have []jail.Bind) []jail.Bind {
 		}
 	}
 	return out
+}
+
+const envUsage = "usage: runbox env list|test|table [NAME...] | pull [REF...] | images | prune [--all]  [--config FILE] [--environments DIR] [--data-dir DIR]"
+
+// getenvEnv is the environment runbox env reads: where the environments
+// and the image store are, nothing of the server's other settings that
+// could refuse the command.
+func getenvEnv(name string) string {
+	switch name {
+	case "RUNBOX_DATA_DIR", "RUNBOX_ENVIRONMENTS":
+		return os.Getenv(name)
+	}
+	return ""
 }

@@ -87,6 +87,11 @@ type serveConfig struct {
 
 	AllowAnonymous bool `toml:"allow_anonymous"`
 
+	ImageDir      string   `toml:"image_dir"`
+	ImageStoreMax env.Size `toml:"image_store_max"`
+	ImageMax      env.Size `toml:"image_max"`
+	ImageInsecure []string `toml:"image_insecure"`
+
 	Compat         []string          `toml:"compat"`
 	CompatListen   map[string]string `toml:"compat_listen"`
 	CodeboxAliases map[string]string `toml:"codebox_aliases"`
@@ -136,6 +141,8 @@ func defaultServeConfig() serveConfig {
 		WebhookTimeout:        env.Duration(job.DefaultConfig.WebhookTimeout),
 		WebhookWorkers:        job.DefaultConfig.WebhookWorkers,
 		CodeboxAliases:        maps.Clone(codebox.DefaultAliases),
+		ImageStoreMax:         20 << 30,
+		ImageMax:              4 << 30,
 	}
 }
 
@@ -390,7 +397,13 @@ func serve(cfg serveConfig, log *slog.Logger, stderr io.Writer, ready func(addr 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prog := newProgress(stderr)
-	reg.DetectEach(ctx, runner.VersionRunner(j), prog.detecting)
+	// Environments' images are pulled now, as their versions are asked
+	// for, and again on first use should the store have evicted one.
+	images, err := imagesFor(cfg, reg, true, prog, log)
+	if err != nil {
+		return err
+	}
+	reg.DetectEach(ctx, runner.VersionRunnerWith(j, images), prog.detecting)
 	prog.done()
 	var langs []string
 	for _, e := range reg.List() {
@@ -401,6 +414,7 @@ func serve(cfg serveConfig, log *slog.Logger, stderr io.Writer, ready func(addr 
 	}
 	cache := runner.NewCache(int64(cfg.CompileCache), time.Duration(cfg.CompileCacheTTL))
 	run := runner.New(j, reg, cache)
+	run.Images = images
 	run.Defaults = toLimits(cfg.Defaults)
 	metrics := api.NewMetrics(func() float64 { return float64(cache.Bytes()) })
 	acfg := apiConfig(cfg)

@@ -255,7 +255,7 @@ func (s *Server) register(api huma.API) {
 		out := &struct{ Body []Environment }{Body: []Environment{}}
 		for _, e := range s.envs.List() {
 			out.Body = append(out.Body, Environment{Name: e.Name, Version: e.VersionText, Aliases: append([]string{}, e.Aliases...),
-				Compiled: e.Compiled(), Available: e.Available, Source: e.Source})
+				Compiled: e.Compiled(), Available: e.Available, Source: e.Source, Image: e.Image})
 		}
 		return out, nil
 	})

@@ -80,6 +80,7 @@ type Environment struct {
 	Compiled  bool     `json:"compiled"`
 	Available bool     `json:"available"`
 	Source    string   `json:"source" doc:"The main file's default name; the compile step takes the files with its extension."`
+	Image     string   `json:"image,omitempty" doc:"The OCI image whose filesystem is the box's root, when the environment names one (else the host's toolchains)."`
 }
 
 // LimitsOut are limits in the API's units.

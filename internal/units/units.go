@@ -76,3 +76,17 @@ func FormatSize(n int64) string {
 	}
 	return strconv.FormatInt(n, 10) + "B"
 }
+
+// HumanSize prints bytes rounded to one decimal of the largest binary unit
+// they reach ("23.1 MiB"), for people rather than for parsing.
+func HumanSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m {
+			return strconv.FormatFloat(float64(n)/float64(u.m), 'f', 1, 64) + " " + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10) + " B"
+}
