@@ -4,7 +4,9 @@
 // bare exec of the same program measured in the same run.
 //
 // Benchmark names are Bench<Kind>/<program>-<workers>; BareExec is the
-// baseline.
+// baseline. A cpu-ms/op metric (the whole machine's busy CPU time per run,
+// from /proc/stat: every process involved and the kernel) becomes a column
+// of its own.
 package main
 
 import (
@@ -16,7 +18,10 @@ import (
 	"strconv"
 )
 
-var line = regexp.MustCompile(`^Benchmark(\w+)/([\w.-]+?)(?:-(\d+))?\s+\d+\s+([\d.]+) ns/op`)
+var (
+	line = regexp.MustCompile(`^Benchmark(\w+)/([\w.-]+?)(?:-(\d+))?\s+\d+\s+([\d.]+) ns/op`)
+	cpu  = regexp.MustCompile(`\s([\d.]+) cpu-ms/op`)
+)
 
 type key struct{ kind, prog, workers string }
 
@@ -31,6 +36,7 @@ func median(xs []float64) float64 {
 
 func main() {
 	samples := map[key][]float64{}
+	cpus := map[key][]float64{}
 	var order []key
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -48,13 +54,17 @@ func main() {
 			order = append(order, k)
 		}
 		samples[k] = append(samples[k], ns)
+		if c := cpu.FindStringSubmatch(sc.Text()); c != nil {
+			v, _ := strconv.ParseFloat(c[1], 64)
+			cpus[k] = append(cpus[k], v)
+		}
 	}
 	if len(order) == 0 {
 		fmt.Fprintln(os.Stderr, "benchtab: no benchmark lines on stdin")
 		os.Exit(1)
 	}
-	fmt.Println("| what | program | workers | median per run | runs/s | over bare exec | × bare exec |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| what | program | workers | median per run | runs/s | over bare exec | × bare exec | machine CPU per run |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, k := range order {
 		ms := median(samples[k]) / 1e6
 		over, ratio := "—", "—"
@@ -66,6 +76,10 @@ func main() {
 			}
 		}
 		// With N parallel workers, ns/op is wall time per completed run.
-		fmt.Printf("| %s | %s | %s | %.2f ms | %.0f | %s | %s |\n", k.kind, k.prog, k.workers, ms, 1000/ms, over, ratio)
+		c := "—"
+		if len(cpus[k]) > 0 {
+			c = fmt.Sprintf("%.2f ms", median(cpus[k]))
+		}
+		fmt.Printf("| %s | %s | %s | %.2f ms | %.0f | %s | %s | %s |\n", k.kind, k.prog, k.workers, ms, 1000/ms, over, ratio, c)
 	}
 }

@@ -1,9 +1,12 @@
 package jail_test
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,15 +22,44 @@ var benchPrograms = map[string][]string{
 	"python-pass": {"/usr/bin/python3", "-c", "pass"},
 }
 
+// machineCPU is the machine's busy CPU time so far (every CPU, user and
+// kernel, from /proc/stat): its change over a benchmark, divided by the runs,
+// is what each run costs the machine, every process involved included.
+func machineCPU(b *testing.B) time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(first) // cpu user nice system idle iowait irq softirq steal …
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i != 3 && i != 4 && i < 8 { // not idle, not iowait; not guest (counted in user)
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
+}
+
+// reportCPU runs f and reports the machine's CPU per run as cpu-ms/op.
+func reportCPU(b *testing.B, f func()) {
+	before := machineCPU(b)
+	f()
+	b.ReportMetric(float64(machineCPU(b)-before)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+}
+
 func BenchmarkBareExec(b *testing.B) {
 	for name, argv := range benchPrograms {
 		b.Run(name, func(b *testing.B) {
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := exec.Command(argv[0], argv[1:]...).Run(); err != nil {
-						b.Fatal(err)
+			reportCPU(b, func() {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := exec.Command(argv[0], argv[1:]...).Run(); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
+				})
 			})
 		})
 	}
@@ -59,13 +91,15 @@ func BenchmarkJailPool(b *testing.B) {
 func benchJail(b *testing.B, j *jail.Jail) {
 	for name, argv := range benchPrograms {
 		b.Run(name, func(b *testing.B) {
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					res, err := j.Run(b.Context(), jail.Spec{Argv: argv})
-					if err != nil || res.Status != jail.StatusOK {
-						b.Fatalf("%v %s %s", err, res.Status, res.Message)
+			reportCPU(b, func() {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						res, err := j.Run(b.Context(), jail.Spec{Argv: argv})
+						if err != nil || res.Status != jail.StatusOK {
+							b.Fatalf("%v %s %s", err, res.Status, res.Message)
+						}
 					}
-				}
+				})
 			})
 		})
 	}

@@ -282,7 +282,7 @@ func (j *Jail) startSpawner() error {
 	defer devnull.Close()
 	j.spawner, err = os.StartProcess(j.initPath, []string{"runbox-init", boxinit.SpawnerArg}, &os.ProcAttr{
 		Dir:   "/",
-		Env:   []string{},
+		Env:   boxinit.InitEnv,
 		Files: []*os.File{devnull, devnull, devnull, theirs},
 		// It dies with us, and every box with it.
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL,

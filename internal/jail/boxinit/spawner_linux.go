@@ -200,7 +200,7 @@ func spawn(msg []byte, fds []int, deviceDirs map[int]struct{}) (int, int, error)
 	pid, err := asBoxRoot(req.RootID, func() (int, error) {
 		return syscall.ForkExec("/proc/self/exe", []string{"runbox-init", devDir}, &syscall.ProcAttr{
 			Dir:   "/",
-			Env:   []string{},
+			Env:   InitEnv,
 			Files: files,
 			Sys:   sys,
 		})
@@ -337,3 +337,10 @@ func makeDevices(rootID int, deviceDirs map[int]struct{}) (string, error) {
 	}
 	return dir, nil
 }
+
+// InitEnv is the environment of runbox-init, as the spawner and in every
+// box (never the program's, which its RunConfig gives). One P: init waits
+// more than it computes, and idle Ps are threads that spin and futex-wake
+// on every event. No collection until the heap nears GOMEMLIMIT: a run's
+// init lives milliseconds, and a session's init stays bounded.
+var InitEnv = []string{"GOMAXPROCS=1", "GOGC=off", "GOMEMLIMIT=32MiB"}
