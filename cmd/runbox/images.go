@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/runbox-dev/runbox/internal/env"
 	"github.com/runbox-dev/runbox/internal/image"
 	"github.com/runbox-dev/runbox/internal/runner"
@@ -143,6 +145,12 @@ func cmdImages(verb string, refs []string, all bool, cfg serveConfig, reg *env.R
 		if len(refs) == 0 {
 			fmt.Fprintln(stderr, "runbox env pull: name an image (REF), or give environments that name one")
 			return exitUsage
+		}
+		for _, ref := range refs {
+			if _, err := name.ParseReference(ref); err != nil {
+				fmt.Fprintf(stderr, "runbox env pull: %q is not an image reference (REGISTRY/NAME:TAG or @sha256:DIGEST): %v\n", ref, err)
+				return exitUsage
+			}
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

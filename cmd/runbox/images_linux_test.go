@@ -202,6 +202,12 @@ env = ["PYTHONDONTWRITEBYTECODE=1"]
 	if r.code != 0 || !strings.Contains(r.stdout, "not pulled yet") {
 		t.Fatalf("env list before a pull: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	if r = runbox(t, "", "env", "pull", "--data-dir", data, "Not A Reference"); r.code != 2 || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("env pull of a malformed reference: %d %q", r.code, r.stderr)
+	}
+	if r = runbox(t, "", "env", "images", "--all", "--data-dir", data); r.code != 2 {
+		t.Fatalf("env images --all: %d %q", r.code, r.stderr)
+	}
 	r = runbox(t, "", "env", "pull", "--data-dir", data, ref)
 	if r.code != 0 || !strings.Contains(r.stdout, "sha256:") {
 		t.Fatalf("env pull: %d\n%s%s", r.code, r.stdout, r.stderr)
