@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runbox-dev/runbox/client"
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 func TestRun(t *testing.T) {
@@ -409,18 +410,5 @@ func TestEnvironmentsAndInfo(t *testing.T) {
 	}
 }
 
-// eventually retries f until it succeeds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually

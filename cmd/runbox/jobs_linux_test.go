@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/runbox-dev/runbox/internal/job/sign"
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 // Bounds of the jobs tests' waits.
@@ -181,22 +182,8 @@ func (s *serveProc) stop(t *testing.T) {
 	s.wait(t)
 }
 
-// eventually polls f until it returns nil, failing the test with f's last
-// error after timeout.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", timeout, err)
-		}
-		time.Sleep(pollInterval)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually
 
 // jobView is what the jobs tests read of GET /v1/jobs/{id}; raw is the
 // whole answer, for sign.VerifyJob.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/runbox-dev/runbox/internal/runner"
 	"github.com/runbox-dev/runbox/internal/session"
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 // sessionServer serves the API, sessions included, over the real jail on
@@ -81,22 +82,8 @@ func runboxMounts(tb testing.TB) int {
 	return strings.Count(strings.ToLower(string(b)), "runbox")
 }
 
-// eventually polls f until it returns nil, failing the test with f's last
-// error after timeout.
-func eventually(tb testing.TB, timeout time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not within %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually
 
 // reply is an HTTP answer: its status, its JSON body decoded (nil when it
 // has none), its raw body and its headers.

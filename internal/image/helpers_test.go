@@ -30,6 +30,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 // testRegistry is go-containerregistry's in-memory registry on 127.0.0.1,
@@ -306,18 +308,5 @@ func listing(t *testing.T, dir string) []string {
 	return out
 }
 
-// eventually polls f until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually

@@ -15,6 +15,7 @@ import (
 
 	"github.com/runbox-dev/runbox/internal/boxtest"
 	"github.com/runbox-dev/runbox/internal/jail"
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 // The jail every test shares, and the attack programs compiled for it.
@@ -170,18 +171,5 @@ func boxProcesses(t *testing.T) []string {
 	return out
 }
 
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually

@@ -49,7 +49,7 @@ func TestLayering(t *testing.T) {
 				if !stdlib(imp) && local != "internal/jail/boxinit" {
 					t.Errorf("runbox-init imports %s", imp)
 				}
-			case "internal/seccomp", "internal/cgroup", "internal/units", "internal/keys", "internal/web", "internal/image":
+			case "internal/seccomp", "internal/cgroup", "internal/units", "internal/keys", "internal/web", "internal/image", "internal/testwait":
 				if strings.HasPrefix(imp, module) {
 					t.Errorf("%s is a leaf but imports %s", pkg, imp)
 				}

@@ -21,6 +21,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 // frontTimeout is the front server's read and write timeout, shorter than
@@ -33,20 +35,8 @@ const (
 	wsCount  = 200
 )
 
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually
 
 // startNATS starts an embedded NATS server with JetStream, as
 // internal/job does.

@@ -16,6 +16,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/compat"
 	"github.com/runbox-dev/runbox/internal/compat/codebox"
 	"github.com/runbox-dev/runbox/internal/compat/compattest"
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 func TestMain(m *testing.M) { compattest.Main(m) }
@@ -79,20 +80,8 @@ func noSessions(t *testing.T, base string) {
 	})
 }
 
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually
 
 // TestExecute is Codebox's documented behaviour, request → answer, over
 // the real listener and jail; no session outlives a request.

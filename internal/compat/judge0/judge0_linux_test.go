@@ -18,6 +18,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/compat/compattest"
 	"github.com/runbox-dev/runbox/internal/compat/judge0"
 	"github.com/runbox-dev/runbox/internal/job"
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -274,20 +275,8 @@ func sorted(s []string) []string {
 	return s
 }
 
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually
 
 // TestSubmissionsAsync is Judge0's default: a token, then GET until done;
 // and the batch routes.

@@ -20,6 +20,7 @@ import (
 	"github.com/runbox-dev/runbox/internal/compat"
 	"github.com/runbox-dev/runbox/internal/compat/compattest"
 	"github.com/runbox-dev/runbox/internal/compat/sandrun"
+	"github.com/runbox-dev/runbox/internal/testwait"
 )
 
 func TestMain(m *testing.M) { compattest.Main(m) }
@@ -110,20 +111,8 @@ func manifest(t *testing.T, m map[string]any) part {
 	return part{field: "manifest", body: b}
 }
 
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually polls until a condition holds (testwait.Eventually).
+var eventually = testwait.Eventually
 
 // wait polls /status as Sandrun's clients do until the job ends.
 func wait(t *testing.T, base, id string) map[string]any {
