@@ -4,9 +4,11 @@
 // bare exec of the same program measured in the same run.
 //
 // Benchmark names are Bench<Kind>/<program>-<workers>; BareExec is the
-// baseline. A cpu-ms/op metric (the whole machine's busy CPU time per run,
-// from /proc/stat: every process involved and the kernel) becomes a column
-// of its own.
+// baseline. A p50-ns metric (the median time of one run, each timed on its
+// own) is the latency the comparison uses, ns/op (wall time per completed
+// run) the throughput; a cpu-ms/op metric (the whole machine's busy CPU
+// time per run, from /proc/stat: every process involved and the kernel)
+// becomes a column of its own. Without p50-ns, ns/op stands in for it.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 var (
 	line = regexp.MustCompile(`^Benchmark(\w+)/([\w.-]+?)(?:-(\d+))?\s+\d+\s+([\d.]+) ns/op`)
 	cpu  = regexp.MustCompile(`\s([\d.]+) cpu-ms/op`)
+	p50  = regexp.MustCompile(`\s([\d.]+) p50-ns`)
 )
 
 type key struct{ kind, prog, workers string }
@@ -37,6 +40,7 @@ func median(xs []float64) float64 {
 func main() {
 	samples := map[key][]float64{}
 	cpus := map[key][]float64{}
+	p50s := map[key][]float64{}
 	var order []key
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -58,28 +62,39 @@ func main() {
 			v, _ := strconv.ParseFloat(c[1], 64)
 			cpus[k] = append(cpus[k], v)
 		}
+		if p := p50.FindStringSubmatch(sc.Text()); p != nil {
+			v, _ := strconv.ParseFloat(p[1], 64)
+			p50s[k] = append(p50s[k], v)
+		}
 	}
 	if len(order) == 0 {
 		fmt.Fprintln(os.Stderr, "benchtab: no benchmark lines on stdin")
 		os.Exit(1)
 	}
-	fmt.Println("| what | program | workers | median per run | runs/s | over bare exec | × bare exec | machine CPU per run |")
+	latency := func(k key) float64 {
+		if len(p50s[k]) > 0 {
+			return median(p50s[k]) / 1e6
+		}
+		return median(samples[k]) / 1e6
+	}
+	fmt.Println("| what | program | workers | p50 per run | runs/s | p50 over bare exec | p50 × bare exec | machine CPU per run |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, k := range order {
-		ms := median(samples[k]) / 1e6
+		ms := latency(k)
 		over, ratio := "—", "—"
 		if k.kind != "BareExec" {
-			if base, ok := samples[key{"BareExec", k.prog, k.workers}]; ok {
-				b := median(base) / 1e6
-				over = fmt.Sprintf("+%.2f ms", ms-b)
-				ratio = fmt.Sprintf("%.1f×", ms/b)
+			if _, ok := samples[key{"BareExec", k.prog, k.workers}]; ok {
+				b := latency(key{"BareExec", k.prog, k.workers})
+				over = fmt.Sprintf("%+.2f ms", ms-b)
+				ratio = fmt.Sprintf("%.2f×", ms/b)
 			}
 		}
 		// With N parallel workers, ns/op is wall time per completed run.
+		perSec := 1e9 / median(samples[k])
 		c := "—"
 		if len(cpus[k]) > 0 {
 			c = fmt.Sprintf("%.2f ms", median(cpus[k]))
 		}
-		fmt.Printf("| %s | %s | %s | %.2f ms | %.0f | %s | %s | %s |\n", k.kind, k.prog, k.workers, ms, 1000/ms, over, ratio, c)
+		fmt.Printf("| %s | %s | %s | %.2f ms | %.0f | %s | %s | %s |\n", k.kind, k.prog, k.workers, ms, perSec, over, ratio, c)
 	}
 }

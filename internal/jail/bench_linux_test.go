@@ -49,20 +49,66 @@ func reportCPU(b *testing.B, f func()) {
 	b.ReportMetric(float64(machineCPU(b)-before)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
 
+// p50 collects the time of every operation of a parallel benchmark and
+// reports their median as p50-ns.
+type p50 struct {
+	mu    sync.Mutex
+	times []time.Duration
+}
+
+// time runs f and records how long it took.
+func (p *p50) time(f func()) {
+	start := time.Now()
+	f()
+	d := time.Since(start)
+	p.mu.Lock()
+	p.times = append(p.times, d)
+	p.mu.Unlock()
+}
+
+func (p *p50) report(b *testing.B) {
+	slices.Sort(p.times)
+	if len(p.times) > 0 {
+		b.ReportMetric(float64(p.times[len(p.times)/2].Nanoseconds()), "p50-ns")
+	}
+}
+
 func BenchmarkBareExec(b *testing.B) {
 	for name, argv := range benchPrograms {
-		b.Run(name, func(b *testing.B) {
-			reportCPU(b, func() {
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := exec.Command(argv[0], argv[1:]...).Run(); err != nil {
-							b.Fatal(err)
-						}
+		b.Run(name, func(b *testing.B) { benchExec(b, argv) })
+	}
+}
+
+// bwrapArgs is the reference jail of bench/cli.sh: Debian's bubblewrap with
+// every namespace and its own /proc, /dev and /tmp, and no cgroup limits.
+var bwrapArgs = []string{"--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"}
+
+// BenchmarkBwrapExec runs the programs in bubblewrap, the baseline for a
+// box's cost: what a small C jail with fresh namespaces costs the machine.
+func BenchmarkBwrapExec(b *testing.B) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		b.Skip("bwrap is not installed (apt-get install bubblewrap)")
+	}
+	for name, argv := range benchPrograms {
+		b.Run(name, func(b *testing.B) { benchExec(b, append(append([]string{bwrap}, bwrapArgs...), argv...)) })
+	}
+}
+
+func benchExec(b *testing.B, argv []string) {
+	var lat p50
+	reportCPU(b, func() {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				lat.time(func() {
+					if err := exec.Command(argv[0], argv[1:]...).Run(); err != nil {
+						b.Fatal(err)
 					}
 				})
-			})
+			}
 		})
-	}
+	})
+	lat.report(b)
 }
 
 // BenchmarkJail runs every box started on demand (as the one-shot CLI does).
@@ -91,16 +137,20 @@ func BenchmarkJailPool(b *testing.B) {
 func benchJail(b *testing.B, j *jail.Jail) {
 	for name, argv := range benchPrograms {
 		b.Run(name, func(b *testing.B) {
+			var lat p50
 			reportCPU(b, func() {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						res, err := j.Run(b.Context(), jail.Spec{Argv: argv})
-						if err != nil || res.Status != jail.StatusOK {
-							b.Fatalf("%v %s %s", err, res.Status, res.Message)
-						}
+						lat.time(func() {
+							res, err := j.Run(b.Context(), jail.Spec{Argv: argv})
+							if err != nil || res.Status != jail.StatusOK {
+								b.Fatalf("%v %s %s", err, res.Status, res.Message)
+							}
+						})
 					}
 				})
 			})
+			lat.report(b)
 		})
 	}
 }
@@ -152,30 +202,21 @@ func BenchmarkSessionExec(b *testing.B) {
 }
 
 func benchSession(b *testing.B, s *jail.Session, pause time.Duration) {
-	{
-		var mu sync.Mutex
-		var times []time.Duration
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if pause > 0 {
-					b.StopTimer()
-					time.Sleep(pause)
-					b.StartTimer()
-				}
-				start := time.Now()
+	var lat p50
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if pause > 0 {
+				b.StopTimer()
+				time.Sleep(pause)
+				b.StartTimer()
+			}
+			lat.time(func() {
 				res, err := s.Exec(b.Context(), jail.CommandSpec{Argv: benchPrograms["true"]})
-				d := time.Since(start)
 				if err != nil || res.Status != jail.StatusOK {
 					b.Fatalf("%v %s %s", err, res.Status, res.Message)
 				}
-				mu.Lock()
-				times = append(times, d)
-				mu.Unlock()
-			}
-		})
-		slices.Sort(times)
-		if len(times) > 0 {
-			b.ReportMetric(float64(times[len(times)/2].Nanoseconds()), "p50-ns")
+			})
 		}
-	}
+	})
+	lat.report(b)
 }

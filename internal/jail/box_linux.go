@@ -157,7 +157,7 @@ func (j *Jail) startBox(session bool, root string) (_ *box, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeMessage(b.ctrl, warm); err != nil {
+	if err := writeMessage(b.ctrl, &warm); err != nil {
 		return nil, fmt.Errorf("configure box: %w", err)
 	}
 	return b, nil

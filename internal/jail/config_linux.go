@@ -2,8 +2,8 @@ package jail
 
 import (
 	"archive/tar"
+	"encoding"
 	"encoding/binary"
-	"encoding/json"
 	"io"
 	"math"
 	"strings"
@@ -117,9 +117,9 @@ func (j *Jail) runConfig(s Spec) boxinit.RunConfig {
 	}
 }
 
-// writeMessage sends one length-prefixed JSON message.
-func writeMessage(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
+// writeMessage sends one length-prefixed message (boxinit's wire form).
+func writeMessage(w io.Writer, v encoding.BinaryMarshaler) error {
+	b, err := v.MarshalBinary()
 	if err != nil {
 		return err
 	}

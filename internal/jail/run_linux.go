@@ -2,7 +2,6 @@ package jail
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +62,8 @@ func (j *Jail) Run(ctx context.Context, spec Spec) (Result, error) {
 		}
 		defer spec.Control.end()
 	}
-	cfg, err := json.Marshal(j.runConfig(spec))
+	rc := j.runConfig(spec)
+	cfg, err := rc.MarshalBinary()
 	if err != nil {
 		return internal(err)
 	}

@@ -114,7 +114,7 @@ func (j *Jail) OpenSession(ctx context.Context, spec SessionSpec) (_ *Session, e
 		}
 	}
 	rc.Rlimits = rls
-	cfg, err := json.Marshal(rc)
+	cfg, err := rc.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -156,20 +156,26 @@ func TestExtractRefusesWhatFuzzSeedsTry(t *testing.T) {
 }
 
 // FuzzReadMessage feeds the length-prefixed config messages init reads from
-// the supervisor: no panic, and no allocation beyond MaxConfig.
+// the supervisor: no panic, no allocation beyond MaxConfig, and whatever
+// decodes encodes back to the same bytes (one encoding per value).
 func FuzzReadMessage(f *testing.F) {
-	good, _ := json.Marshal(RunConfig{Argv: []string{"/bin/true"}, Env: []string{"A=b"}, Dir: Exact{"/box"},
-		Rlimits: []Rlimit{{Resource: 7, Cur: 8, Max: 8}}, Collect: &Collect{Patterns: []string{"**"}}})
+	rc := RunConfig{Argv: []string{"/bin/true"}, Env: []string{"A=b"}, Dir: Exact{"/box"},
+		Rlimits: []Rlimit{{Resource: 7, Cur: 8, Max: 8}}, Collect: &Collect{Patterns: []string{"**"}}}
+	good, _ := rc.MarshalBinary()
+	cfg := Config{Hostname: "box", UID: 1000, GID: 1000, Binds: []Bind{{Src: "/usr", Dst: "/usr"}}, Devices: []string{"null"}}
+	goodConfig, _ := cfg.MarshalBinary()
 	frame := func(n uint32, b []byte) []byte {
 		var h [4]byte
 		binary.LittleEndian.PutUint32(h[:], n)
 		return append(h[:], b...)
 	}
 	f.Add(frame(uint32(len(good)), good))
+	f.Add(frame(uint32(len(goodConfig)), goodConfig))
 	f.Add(frame(uint32(len(good))+10, good))
 	f.Add(frame(MaxConfig+1, good))
 	f.Add(frame(0xffffffff, nil))
 	f.Add(frame(4, []byte("null")))
+	f.Add(frame(3, []byte{'R', 0xff, 0xff}))
 	f.Add([]byte{1, 2})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var rc RunConfig
@@ -177,9 +183,64 @@ func FuzzReadMessage(f *testing.F) {
 		if err == nil && len(data) > 4+MaxConfig {
 			t.Fatalf("accepted a message of %d bytes", len(data))
 		}
+		if err == nil {
+			again, _ := rc.MarshalBinary()
+			if n := binary.LittleEndian.Uint32(data); !bytes.Equal(again, data[4:4+n]) {
+				t.Fatalf("decoded %x, encodes back to %x", data[4:4+n], again)
+			}
+		}
 		var c Config
-		_ = readMessage(bytes.NewReader(data), &c)
+		if readMessage(bytes.NewReader(data), &c) == nil {
+			again, _ := c.MarshalBinary()
+			if n := binary.LittleEndian.Uint32(data); !bytes.Equal(again, data[4:4+n]) {
+				t.Fatalf("decoded %x, encodes back to %x", data[4:4+n], again)
+			}
+		}
 	})
+}
+
+// TestWireRoundTrip: every field of Config and RunConfig survives the
+// supervisor's encoding and init's decoding, bytes that are not UTF-8
+// included; a message of the other type, a truncated one and one with
+// bytes left over are refused.
+func TestWireRoundTrip(t *testing.T) {
+	cfg := Config{Hostname: "h", UID: 1000, GID: -2,
+		Binds:     []Bind{{Src: "/usr", Dst: "/usr"}, {Src: "/lib", Dst: "/lib", Optional: true}},
+		Generated: []GenFile{{Path: "/etc/passwd", Data: "root:x:0:0\n", Mode: 0o644}},
+		Devices:   []string{"null", "zero"}}
+	rc := RunConfig{Argv: Exact{"a\xff\x00b", ""}, Env: Exact{"K=\xc3("}, Dir: Exact{"/box"},
+		Workspace: TmpfsSize{Bytes: 1 << 40, Inodes: 5}, Tmp: TmpfsSize{Bytes: 1, Inodes: 2}, Shm: TmpfsSize{Bytes: 3, Inodes: 4},
+		Rlimits: []Rlimit{{Resource: 7, Cur: 1<<64 - 1, Max: 1<<64 - 1}, {Resource: 0, Cur: 0, Max: 9}},
+		Seccomp: []byte{0, 1, 2, 255},
+		Collect: &Collect{Patterns: Exact{"**", "x\xfe"}, MaxFiles: 3, MaxBytes: -1, MaxDepth: 8, MaxNanos: 1e9},
+		Session: true, MergeOutput: true}
+	b, _ := cfg.MarshalBinary()
+	var cfg2 Config
+	if err := cfg2.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(cfg, cfg2) {
+		t.Errorf("Config round trip: %v\n%+v\n%+v", err, cfg, cfg2)
+	}
+	if err := new(RunConfig).UnmarshalBinary(b); err == nil {
+		t.Errorf("a Config decoded as a RunConfig")
+	}
+	b, _ = rc.MarshalBinary()
+	var rc2 RunConfig
+	if err := rc2.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(rc, rc2) {
+		t.Errorf("RunConfig round trip: %v\n%+v\n%+v", err, rc, rc2)
+	}
+	for n := 1; n < len(b); n++ {
+		if err := new(RunConfig).UnmarshalBinary(b[:n]); err == nil {
+			t.Fatalf("a RunConfig cut to %d of its %d bytes decoded", n, len(b))
+		}
+	}
+	if err := new(RunConfig).UnmarshalBinary(append(b, 0)); err == nil {
+		t.Errorf("a RunConfig with a byte left over decoded")
+	}
+	rc.Collect, rc.Argv, rc.Rlimits = nil, nil, nil
+	b, _ = rc.MarshalBinary()
+	rc2 = RunConfig{}
+	if err := rc2.UnmarshalBinary(b); err != nil || rc2.Collect != nil || rc2.Argv != nil {
+		t.Errorf("RunConfig without collection or argv: %v %+v", err, rc2)
+	}
 }
 
 func TestMayContain(t *testing.T) {

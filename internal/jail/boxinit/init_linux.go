@@ -2,6 +2,7 @@ package boxinit
 
 import (
 	"archive/tar"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -148,8 +149,8 @@ type workspaceFullError struct{ err error }
 func (e *workspaceFullError) Error() string { return e.err.Error() }
 func (e *workspaceFullError) Unwrap() error { return e.err }
 
-// readMessage reads one length-prefixed JSON message.
-func readMessage(r io.Reader, v any) error {
+// readMessage reads one length-prefixed message (see wire.go).
+func readMessage(r io.Reader, v encoding.BinaryUnmarshaler) error {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return fmt.Errorf("read config length: %w", err)
@@ -162,7 +163,7 @@ func readMessage(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, b); err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := v.UnmarshalBinary(b); err != nil {
 		return fmt.Errorf("decode config: %w", err)
 	}
 	return nil
