@@ -1,6 +1,8 @@
-# runbox — build, run, test. `make` builds bin/runbox (with runbox-init
-# embedded in it); `make run` builds it and starts `runbox serve` on its
-# defaults (127.0.0.1:8080); `make test` runs the whole suite (as root,
+# runbox — build, run, test. `make` builds bin/runbox, one static file: a
+# front that runs `runbox run` and `runbox shell` itself and embeds
+# runbox-server for every other command (runbox-init is embedded in both);
+# `make run` builds it and starts `runbox serve` on its defaults
+# (127.0.0.1:8080); `make test` runs the whole suite (as root,
 # every isolation test runs), then every fuzz target briefly, then installs
 # the Debian package (`make deb`) and runs a program through it.
 
@@ -12,8 +14,10 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
+# In this order: runbox-server embeds runbox-init, the front embeds both.
 build:
 	$(GO) generate ./internal/initbin
+	VERSION=$(VERSION) $(GO) generate ./internal/serverbin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/runbox ./cmd/runbox
 
 run: build
@@ -51,4 +55,4 @@ deb: build
 	packaging/build-deb.sh
 
 clean:
-	rm -rf bin internal/initbin/bin/runbox-init
+	rm -rf bin internal/initbin/bin/runbox-init internal/serverbin/bin/runbox-server

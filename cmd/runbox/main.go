@@ -1,32 +1,31 @@
-// Command runbox runs untrusted code in a Linux sandbox.
+// Command runbox is the file users install: a front that runs `runbox run`
+// and `runbox shell` on this host itself, and carries runbox-server (the
+// whole of runbox, cmd/runbox-server) for everything else. A local run so
+// pays for none of the server's packages (HTTP, metrics, OpenAPI, NATS):
+// Go initialises every package a binary links before main, used or not.
 //
 //	runbox run [flags] -- COMMAND [ARG...]
 //	runbox shell [flags] [-- COMMAND [ARG...]]
-//	runbox serve [--listen ADDR] [--config FILE]
-//	runbox verify [--server URL] [--key KEY]... [--keys FILE] [--request FILE] JOB.json
-//	runbox keys create NAME [quota flags] | list | revoke NAME
-//	runbox version
+//	runbox version | help
+//	runbox serve | env | verify | keys ...   (runbox-server)
+//
+// Every other command, and run or shell with --server or RUNBOX_SERVER,
+// replaces this process with runbox-server, same pid and arguments (see
+// internal/serverbin).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/runbox-dev/runbox/internal/cli"
+	"github.com/runbox-dev/runbox/internal/serverbin"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
-
-// Exit codes of runbox itself. A program's own exit code passes through
-// unchanged (or 128+signal); these mark what runbox decided.
-const (
-	exitUsage         = 2
-	exitOutputLimit   = 120
-	exitMemoryLimit   = 121
-	exitTimeLimit     = 124
-	exitInternalError = 125
-	exitCannotExecute = 127
-)
 
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -34,56 +33,49 @@ func main() {
 
 func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: runbox run [flags] -- COMMAND [ARG...] (runbox help for more)")
-		return exitUsage
+		fmt.Fprintln(stderr, cli.UsageLine)
+		return cli.ExitUsage
 	}
+	d := delegate{stderr: stderr}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stdin, stdout, stderr)
+		return cli.Run(args[1:], stdin, stdout, stderr, d)
 	case "shell":
-		return cmdShell(args[1:], stdin, stdout, stderr)
-	case "serve":
-		return cmdServe(args[1:], stderr)
-	case "env":
-		return cmdEnv(args[1:], stdout, stderr)
-	case "verify":
-		return cmdVerify(args[1:], stdin, stdout, stderr)
-	case "keys":
-		return cmdKeys(args[1:], stdout, stderr)
+		return cli.Shell(args[1:], stdin, stdout, stderr, d)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "runbox", version)
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, helpText)
+		fmt.Fprint(stdout, cli.Help)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "runbox: unknown command %q (runbox help lists them)\n", args[0])
-		return exitUsage
+		// runbox-server answers unknown commands too, as it always has.
+		return d.exec()
 	}
 }
 
-const helpText = `runbox runs untrusted code in a Linux sandbox.
+// delegate is run and shell with --server (or RUNBOX_SERVER): the flags
+// parsed by the same code as runbox-server's, so that whether a server is
+// named is decided exactly as runbox-server decides it, and the command
+// then given to runbox-server whole (it parses it again).
+type delegate struct{ stderr io.Writer }
 
-Commands:
-  runbox run [flags] -- COMMAND [ARG...]   run one command in a fresh box
-  runbox shell [flags] [-- COMMAND [ARG...]]
-                                           an interactive shell (or COMMAND) in a fresh box,
-                                           on a terminal of its own when stdin is one
-  runbox serve [--listen ADDR] [--config FILE] [--max-boxes N] [--environments DIR]
-                                           serve the HTTP API
-  runbox env list|test [NAME...]           list the languages, or run their conformance programs
-  runbox verify [--server URL] [--key KEY]... [--keys FILE] [--request FILE] JOB.json
-                                           check a saved job's signature and that it says what was signed
-  runbox keys create NAME [--rps N] [--burst N] [--boxes N] [--cpu-per-minute S] [--sessions N]
-                  [--max-wall-time D] [--max-cpu-time D] [--max-memory SIZE] [--max-processes N]
-  runbox keys list | revoke NAME           API keys (in --data-dir, or the cluster's --nats)
-  runbox version                           print the version
+var _ cli.Remote = delegate{}
 
-With --server URL (or RUNBOX_SERVER), runbox run and runbox shell run on that
-runbox serve instead of this host (its key in RUNBOX_KEY).
+func (d delegate) Run(*cli.RunOptions, io.Writer, io.Writer) int { return d.exec() }
 
-Run "runbox run -h" and "runbox shell -h" for their flags. runbox shell takes
-runbox run's limit flags, with interactive defaults (--wall-time 1h,
---cpu-time 15m, --output 64MiB of terminal output), and --language NAME to add
-that language environment's variables.
-`
+func (d delegate) Shell(*cli.ShellOptions, io.Reader, io.Writer, io.Writer, *os.File) int {
+	return d.exec()
+}
+
+// exec replaces this process with runbox-server, given os.Args and the
+// environment as they are; it returns only when that fails.
+func (d delegate) exec() int {
+	err := serverbin.Exec(os.Args, os.Environ())
+	if errors.Is(err, serverbin.ErrNotBuilt) {
+		fmt.Fprintln(d.stderr, "runbox:", err)
+	} else {
+		fmt.Fprintln(d.stderr, "runbox: start runbox-server:", err)
+	}
+	return cli.ExitInternalError
+}

@@ -1,3 +1,5 @@
-// Package layering holds no code: its test enforces the import rules of
-// design.md §4 on the whole module.
+// Package layering holds the import rules of design.md §4: its test
+// enforces them on the whole module. Its one function, ServerPackage, names
+// what the front runbox must not link; the front's own test checks its
+// running binary against it too.
 package layering

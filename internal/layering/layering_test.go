@@ -6,8 +6,6 @@ import (
 	"testing"
 )
 
-const module = "github.com/runbox-dev/runbox"
-
 // packages maps every package of the module to its direct imports.
 func packages(t *testing.T) map[string][]string {
 	t.Helper()
@@ -30,7 +28,10 @@ func TestLayering(t *testing.T) {
 	if len(pkgs) < 5 {
 		t.Fatalf("go list found only %v", pkgs)
 	}
-	privileged := map[string]bool{"internal/jail": true, "internal/jail/boxinit": true, "internal/cgroup": true, "internal/seccomp": true}
+	privileged := map[string]bool{"internal/jail": true, "internal/jail/boxinit": true, "internal/cgroup": true, "internal/seccomp": true,
+		// memfd_create and its seals, to start the embedded runbox-server
+		// (the syscall package has neither on every architecture).
+		"internal/serverbin": true}
 	for pkg, imports := range pkgs {
 		for _, imp := range imports {
 			local := strings.TrimPrefix(imp, module+"/")
@@ -83,5 +84,61 @@ func TestLayering(t *testing.T) {
 				t.Errorf("%s imports %s; it may import only its own subpackages", pkg, local)
 			}
 		}
+	}
+}
+
+// TestFrontDeps: the front runbox and the run/shell code it shares with
+// runbox-server link none of the server's packages, while runbox-server
+// itself links them (the check sees what it looks for).
+func TestFrontDeps(t *testing.T) {
+	for _, tc := range []struct {
+		pkg    string
+		server bool
+	}{
+		{"cmd/runbox", false},
+		{"internal/cli", false},
+		{"internal/serverbin", false},
+		{"cmd/runbox-server", true},
+	} {
+		t.Run(tc.pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", module+"/"+tc.pkg).Output()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v", tc.pkg, err)
+			}
+			var server []string
+			for _, dep := range strings.Fields(string(out)) {
+				if ServerPackage(dep) {
+					server = append(server, dep)
+				}
+			}
+			switch {
+			case tc.server && len(server) == 0:
+				t.Errorf("%s links no package of the server: ServerPackage finds nothing", tc.pkg)
+			case !tc.server && len(server) > 0:
+				t.Errorf("%s links packages of the server (see ServerPackage): %v", tc.pkg, server)
+			}
+		})
+	}
+}
+
+func TestServerPackage(t *testing.T) {
+	for dep, want := range map[string]bool{
+		"net/http": true, "net/http/httptrace": true, "net": false,
+		"github.com/prometheus/client_golang/prometheus": true,
+		"github.com/danielgtaylor/huma/v2":               true,
+		"github.com/nats-io/nats-server/v2/server":       true,
+		module + "/client":                               true,
+		module + "/client/ws":                            true,
+		module + "/internal/jobstore":                    true,
+		module + "/internal/job/queue":                   true,
+		module + "/internal/jail":                        false,
+		module + "/internal/cli":                         false,
+		module + "/cmd/runbox":                           false,
+	} {
+		t.Run(dep, func(t *testing.T) {
+			if got := ServerPackage(dep); got != want {
+				t.Errorf("ServerPackage(%s) = %v, want %v", dep, got, want)
+			}
+		})
 	}
 }

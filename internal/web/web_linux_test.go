@@ -328,7 +328,7 @@ func startServe(t *testing.T) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "runbox")
-	build := exec.Command("go", "build", "-o", bin, "github.com/runbox-dev/runbox/cmd/runbox")
+	build := exec.Command("go", "build", "-o", bin, "github.com/runbox-dev/runbox/cmd/runbox-server")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build runbox: %v\n%s", err, out)

@@ -13,30 +13,44 @@ import (
 	"time"
 
 	"github.com/runbox-dev/runbox/client"
+	"github.com/runbox-dev/runbox/internal/cli"
 	"github.com/runbox-dev/runbox/internal/jail"
 )
+
+// onServer runs run and shell on the server --server (or RUNBOX_SERVER) names.
+type onServer struct{}
+
+var _ cli.Remote = onServer{}
+
+func (onServer) Run(o *cli.RunOptions, stdout, stderr io.Writer) int {
+	return runRemote(o, stdout, stderr)
+}
+
+func (onServer) Shell(o *cli.ShellOptions, stdin io.Reader, stdout, stderr io.Writer, tty *os.File) int {
+	return shellRemote(o, stdin, stdout, stderr, tty)
+}
 
 // runRemote is `runbox run --server URL`: the command runs on the server's
 // run stream (GET /v1/run/stream), its output written here as it comes and
 // our stdin sent as it is read, with the exit code and --json object a
 // local run gives.
-func runRemote(o *runOptions, stdout, stderr io.Writer) int {
-	c, req, err := o.box.remote()
+func runRemote(o *cli.RunOptions, stdout, stderr io.Writer) int {
+	c, req, err := remoteOf(&o.Box)
 	if err != nil {
 		fmt.Fprintln(stderr, "runbox run:", err)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	s, err := c.RunStream(ctx, client.RunRequest{Command: o.spec.Argv, Env: req.Env, Files: req.Files, Limits: req.Limits})
+	s, err := c.RunStream(ctx, client.RunRequest{Command: o.Spec.Argv, Env: req.Env, Files: req.Files, Limits: req.Limits})
 	if err != nil {
 		return remoteFailure("runbox run", err, stderr)
 	}
 	// Closing the socket (on a signal) makes the server kill the box.
 	defer s.Close()
-	go pumpStdin(ctx, s, o.spec.Stdin)
+	go pumpStdin(ctx, s, o.Spec.Stdin)
 	var outw, errw io.Writer
-	if !o.json {
+	if !o.JSON {
 		outw, errw = stdout, stderr
 	}
 	last, err := s.Wait(ctx, outw, errw)
@@ -48,7 +62,7 @@ func runRemote(o *runOptions, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "runbox run: the server answered without a run")
 		return exitInternalError
 	}
-	if o.json {
+	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(res); err != nil || res.Status == client.StatusInternalError {
@@ -56,7 +70,7 @@ func runRemote(o *runOptions, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	return exitCode(jailResult(res), stderr)
+	return cli.ExitCode(jailResult(res), stderr)
 }
 
 // remoteRequest is what a server is sent of the box flags.
@@ -66,23 +80,23 @@ type remoteRequest struct {
 	Limits *client.Limits
 }
 
-// remote makes a client of --server and translates the flags: the limits
+// remoteOf makes a client of --server and translates the flags: the limits
 // given on the command line (the others are the server's defaults), the
 // environment, and --files (regular files; directories come with them).
-func (b *boxFlags) remote() (*client.Client, remoteRequest, error) {
+func remoteOf(b *cli.BoxFlags) (*client.Client, remoteRequest, error) {
 	var req remoteRequest
-	c, err := client.New(b.server, client.WithToken(os.Getenv("RUNBOX_KEY")))
+	c, err := client.New(b.Server, client.WithToken(os.Getenv("RUNBOX_KEY")))
 	if err != nil {
 		return nil, req, usageError{"--server: " + err.Error()}
 	}
-	if len(b.env) > 0 {
+	if len(b.Env) > 0 {
 		req.Env = map[string]string{}
-		for _, kv := range b.env {
+		for _, kv := range b.Env {
 			k, v, _ := strings.Cut(kv, "=")
 			req.Env[k] = v
 		}
 	}
-	l, lim := b.limits, client.Limits{}
+	l, lim := b.Limits, client.Limits{}
 	ms := func(d time.Duration) int64 { return max(1, d.Milliseconds()) }
 	for name, set := range map[string]func(){
 		"wall-time": func() { lim.WallTimeMS = ms(l.WallTime) }, "cpu-time": func() { lim.CPUTimeMS = ms(l.CPUTime) },
@@ -90,14 +104,14 @@ func (b *boxFlags) remote() (*client.Client, remoteRequest, error) {
 		"file-size": func() { lim.FileSizeBytes = l.FileSize }, "open-files": func() { lim.OpenFiles = int64(l.OpenFiles) },
 		"output": func() { lim.OutputBytes = l.Output }, "disk": func() { lim.DiskBytes = l.Disk },
 	} {
-		if b.set[name] {
+		if b.Set[name] {
 			set()
 		}
 	}
 	if lim != (client.Limits{}) {
 		req.Limits = &lim
 	}
-	files, err := b.workspace()
+	files, err := b.Workspace()
 	if err != nil {
 		return nil, req, err
 	}

@@ -1,22 +1,17 @@
-package main
+package cli
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/runbox-dev/runbox/internal/jail"
-	"github.com/runbox-dev/runbox/internal/result"
 	"github.com/runbox-dev/runbox/internal/units"
 )
 
@@ -71,25 +66,25 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// boxFlags are the flags runbox run and runbox shell share: the box's
+// BoxFlags are the flags runbox run and runbox shell share: the box's
 // limits, the program's environment, the workspace's files and the init
 // binary.
-type boxFlags struct {
-	limits   jail.Limits
-	env      []string
-	files    string
-	initPath string
-	// server, when set (--server or RUNBOX_SERVER), is a runbox serve to
+type BoxFlags struct {
+	Limits   jail.Limits
+	Env      []string
+	Files    string
+	InitPath string
+	// Server, when set (--server or RUNBOX_SERVER), is a runbox serve to
 	// run on instead of a local jail.
-	server string
-	// set names the flags given on the command line.
-	set map[string]bool
+	Server string
+	// Set names the flags given on the command line.
+	Set map[string]bool
 }
 
 // register adds the flags to fset; the limits' current values are their
 // defaults. wallHelp and cpuHelp say what the time limits cover.
-func (b *boxFlags) register(fset *flag.FlagSet, wallHelp, cpuHelp, outputHelp string) {
-	l := &b.limits
+func (b *BoxFlags) register(fset *flag.FlagSet, wallHelp, cpuHelp, outputHelp string) {
+	l := &b.Limits
 	fset.Var(durationFlag{&l.WallTime}, "wall-time", wallHelp)
 	fset.Var(durationFlag{&l.CPUTime}, "cpu-time", cpuHelp)
 	fset.Var(sizeFlag{&l.Memory}, "memory", "memory limit (RAM and tmpfs pages, no swap)")
@@ -100,15 +95,15 @@ func (b *boxFlags) register(fset *flag.FlagSet, wallHelp, cpuHelp, outputHelp st
 	fset.Var(sizeFlag{&l.Disk}, "disk", "size of the workspace /box and of /tmp (each)")
 	fset.Var(sizeFlag{&l.Stack}, "stack", "stack size")
 	fset.Float64Var(&l.CPUs, "cpus", l.CPUs, "CPU bandwidth in cores (0 = no quota)")
-	fset.Var(envFlag{&b.env}, "env", "KEY=VALUE for the program (repeatable)")
-	fset.StringVar(&b.files, "files", "", "host directory copied into the workspace /box first")
-	fset.StringVar(&b.initPath, "init", "", "runbox-init binary to use instead of the embedded one")
-	fset.StringVar(&b.server, "server", os.Getenv("RUNBOX_SERVER"), "URL of a runbox serve to run on instead of this host (env RUNBOX_SERVER)")
+	fset.Var(envFlag{&b.Env}, "env", "KEY=VALUE for the program (repeatable)")
+	fset.StringVar(&b.Files, "files", "", "host directory copied into the workspace /box first")
+	fset.StringVar(&b.InitPath, "init", "", "runbox-init binary to use instead of the embedded one")
+	fset.StringVar(&b.Server, "server", os.Getenv("RUNBOX_SERVER"), "URL of a runbox serve to run on instead of this host (env RUNBOX_SERVER)")
 }
 
 // parse parses args with fset, where register added the flags, and checks
 // the limits; -h prints usage and the flags and returns flag.ErrHelp.
-func (b *boxFlags) parse(fset *flag.FlagSet, args []string, usage string, stderr io.Writer) error {
+func (b *BoxFlags) parse(fset *flag.FlagSet, args []string, usage string, stderr io.Writer) error {
 	fset.SetOutput(io.Discard)
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,17 +114,17 @@ func (b *boxFlags) parse(fset *flag.FlagSet, args []string, usage string, stderr
 		}
 		return usageError{err.Error()}
 	}
-	b.set = map[string]bool{}
-	fset.Visit(func(f *flag.Flag) { b.set[f.Name] = true })
-	if b.server != "" {
+	b.Set = map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { b.Set[f.Name] = true })
+	if b.Server != "" {
 		// What a server does not take is refused rather than dropped.
 		for _, name := range []string{"stack", "cpus", "init"} {
-			if b.set[name] {
+			if b.Set[name] {
 				return usageError{"--" + name + " is not available with --server"}
 			}
 		}
 	}
-	l := &b.limits
+	l := &b.Limits
 	if l.Processes < 1 {
 		return usageError{"--processes must be at least 1"}
 	}
@@ -145,126 +140,16 @@ func (b *boxFlags) parse(fset *flag.FlagSet, args []string, usage string, stderr
 	return nil
 }
 
-// workspace reads --files, bounded by the workspace's size.
-func (b *boxFlags) workspace() ([]jail.File, error) {
-	if b.files == "" {
+// Workspace reads --files, bounded by the workspace's size.
+func (b *BoxFlags) Workspace() ([]jail.File, error) {
+	if b.Files == "" {
 		return nil, nil
 	}
-	files, err := readTree(b.files, b.limits.Disk)
+	files, err := readTree(b.Files, b.Limits.Disk)
 	if err != nil {
 		return nil, usageError{"--files: " + err.Error()}
 	}
 	return files, nil
-}
-
-type runOptions struct {
-	box   boxFlags
-	spec  jail.Spec
-	json  bool
-	stdin string
-}
-
-func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
-	o := &runOptions{box: boxFlags{limits: jail.Defaults}}
-	fset := flag.NewFlagSet("runbox run", flag.ContinueOnError)
-	o.box.register(fset, "wall-clock time limit", "CPU time limit of the whole box",
-		"bytes of stdout and of stderr kept; more kills the box")
-	fset.BoolVar(&o.json, "json", false, "print one JSON object with the result")
-	fset.StringVar(&o.stdin, "stdin", "", "file to use as the program's stdin (default: runbox's stdin)")
-	if err := o.box.parse(fset, args, "runbox run [flags] -- COMMAND [ARG...]", stderr); err != nil {
-		return nil, err
-	}
-	o.spec = jail.Spec{Argv: fset.Args(), Env: o.box.env, Limits: o.box.limits}
-	if len(o.spec.Argv) == 0 {
-		return nil, usageError{"no command given (runbox run [flags] -- COMMAND [ARG...])"}
-	}
-	return o, nil
-}
-
-func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	o, err := parseRun(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "runbox run:", err)
-		return exitUsage
-	}
-	o.spec.Stdin = stdin
-	if o.stdin != "" {
-		f, err := os.Open(o.stdin)
-		if err != nil {
-			fmt.Fprintln(stderr, "runbox run: --stdin:", err)
-			return exitUsage
-		}
-		defer f.Close()
-		o.spec.Stdin = f
-	}
-	if o.box.server != "" {
-		return runRemote(o, stdout, stderr)
-	}
-	if o.spec.Files, err = o.box.workspace(); err != nil {
-		fmt.Fprintln(stderr, "runbox run:", err)
-		return exitUsage
-	}
-
-	if !o.json {
-		// Output passes through as the program writes it.
-		o.spec.StdoutTee, o.spec.StderrTee = stdout, stderr
-	}
-	cfg := jail.DefaultConfig()
-	cfg.InitPath = o.box.initPath
-	j, err := jail.New(cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "runbox run:", err)
-		return exitInternalError
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	res, runErr := j.Run(ctx, o.spec)
-	stop()
-	if err := j.Close(); err != nil {
-		fmt.Fprintln(stderr, "runbox run: clean up:", err)
-	}
-
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(result.From(res)); err != nil {
-			return exitInternalError
-		}
-		if runErr != nil {
-			return exitInternalError
-		}
-		return 0
-	}
-	return exitCode(res, stderr)
-}
-
-// exitCode is runbox's exit code for a program's result (see the exit
-// codes in main.go), with a one-line message on stderr for what runbox
-// decided.
-func exitCode(res jail.Result, stderr io.Writer) int {
-	switch res.Status {
-	case jail.StatusOK, jail.StatusRuntimeError:
-		if res.ExitCode == exitCannotExecute && res.Message != "" {
-			fmt.Fprintln(stderr, "runbox:", res.Message)
-		}
-		return res.ExitCode
-	case jail.StatusSignaled:
-		return 128 + res.Signal
-	case jail.StatusTimeLimit:
-		fmt.Fprintln(stderr, "runbox:", res.Message)
-		return exitTimeLimit
-	case jail.StatusMemoryLimit:
-		fmt.Fprintln(stderr, "runbox:", res.Message)
-		return exitMemoryLimit
-	case jail.StatusOutputLimit:
-		fmt.Fprintln(stderr, "runbox:", res.Message)
-		return exitOutputLimit
-	default:
-		fmt.Fprintln(stderr, "runbox:", res.Message)
-		return exitInternalError
-	}
 }
 
 // readTree reads a host directory for the workspace. It is the operator's
@@ -311,4 +196,14 @@ func readTree(root string, max int64) ([]jail.File, error) {
 		return nil
 	})
 	return files, err
+}
+
+// HasKey reports whether envv (KEY=VALUE) sets key.
+func HasKey(envv []string, key string) bool {
+	for _, kv := range envv {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
 }
