@@ -146,21 +146,19 @@ func (j *Jail) startBox(session bool, root string) (_ *box, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.group.FD() < 0 {
+		// cgroup v1: move it in before it can do anything but its own
+		// setup (init blocks on its Config until then).
+		if err := b.group.Enter(b.pid); err != nil {
+			return nil, err
+		}
+	}
 	warm, err := j.warmConfig(root)
 	if err != nil {
 		return nil, err
 	}
 	if err := writeMessage(b.ctrl, &warm); err != nil {
 		return nil, fmt.Errorf("configure box: %w", err)
-	}
-	if b.group.FD() < 0 {
-		// cgroup v1: move it in while it builds its root, before it can
-		// do anything but that (it waits for the RunConfig, which is sent
-		// after this). The move may wait ~10 ms for an RCU grace period
-		// when none happened lately; the build, ~3 ms, runs meanwhile.
-		if err := b.group.Enter(b.pid); err != nil {
-			return nil, err
-		}
 	}
 	return b, nil
 }

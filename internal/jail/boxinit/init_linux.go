@@ -178,10 +178,16 @@ func run(rep *reporter) (int, error) {
 	if cfg.UID == 0 || cfg.GID == 0 {
 		return 0, errors.New("config: the program must not run as root")
 	}
-	// Everything that does not depend on the request. On cgroup v1 the
-	// supervisor moves init into its cgroup meanwhile (a move may wait
-	// ~10 ms for an RCU grace period, which the build so overlaps), and
-	// sends the RunConfig only once it is in.
+	// The box's cgroup namespace is made now, not at clone: on cgroup v1
+	// the supervisor moves init into its cgroup after the clone (and sends
+	// the Config only then), and a namespace made before would be rooted
+	// at the supervisor's cgroup, so that /proc/self/cgroup would show the
+	// host's path to the box's (runbox-<host pid>-…/box-N). A namespace is
+	// rooted where its creator is when it is made.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return 0, fmt.Errorf("cgroup namespace: %w", err)
+	}
+	// Everything that does not depend on the request.
 	if err := buildRoot(&cfg, devDir()); err != nil {
 		return 0, err
 	}
@@ -202,16 +208,6 @@ func run(rep *reporter) (int, error) {
 	}
 	if (len(rc.Argv) == 0) != rc.Session || len(rc.Dir) != 1 {
 		return 0, errors.New("config: argv (only a session has none) or working directory missing")
-	}
-	// The box's cgroup namespace is made now, not at clone: on cgroup v1
-	// init is moved into its cgroup after the clone, and a namespace made
-	// before would be rooted at the supervisor's cgroup, so that
-	// /proc/self/cgroup would show the host's path to the box's
-	// (runbox-<host pid>-…/box-N). A namespace is rooted where its creator
-	// is when it is made; the thread that makes it is the one that forks
-	// the program (Main locks it).
-	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return 0, fmt.Errorf("cgroup namespace: %w", err)
 	}
 	for _, m := range []struct {
 		dir  string
