@@ -189,6 +189,13 @@ func FuzzReadMessage(f *testing.F) {
 				t.Fatalf("decoded %x, encodes back to %x", data[4:4+n], again)
 			}
 		}
+		var sc ShimCommand
+		if readMessage(bytes.NewReader(data), &sc) == nil {
+			again, _ := sc.MarshalBinary()
+			if n := binary.LittleEndian.Uint32(data); !bytes.Equal(again, data[4:4+n]) {
+				t.Fatalf("decoded %x, encodes back to %x", data[4:4+n], again)
+			}
+		}
 		var c Config
 		if readMessage(bytes.NewReader(data), &c) == nil {
 			again, _ := c.MarshalBinary()
@@ -231,6 +238,16 @@ func TestWireRoundTrip(t *testing.T) {
 		if err := new(RunConfig).UnmarshalBinary(b[:n]); err == nil {
 			t.Fatalf("a RunConfig cut to %d of its %d bytes decoded", n, len(b))
 		}
+	}
+	shim := ShimCommand{Path: "/bin/x", Argv: Exact{"x", "\xff"}, Env: Exact{"A=b"}, Dir: Exact{"/box"},
+		Rlimits: []Rlimit{{Resource: 3, Cur: 1, Max: 2}}, TTY: true, Notify: true}
+	sb, _ := shim.MarshalBinary()
+	var shim2 ShimCommand
+	if err := shim2.UnmarshalBinary(sb); err != nil || !reflect.DeepEqual(shim, shim2) {
+		t.Errorf("ShimCommand round trip: %v\n%+v\n%+v", err, shim, shim2)
+	}
+	if err := new(ShimCommand).UnmarshalBinary(b); err == nil {
+		t.Errorf("a RunConfig decoded as a ShimCommand")
 	}
 	if err := new(RunConfig).UnmarshalBinary(append(b, 0)); err == nil {
 		t.Errorf("a RunConfig with a byte left over decoded")

@@ -281,7 +281,8 @@ func (s *server) start(q SessionRequest, fds []int) {
 		fail(SessionReply{ExecError: bounded(err.Error())})
 		return
 	}
-	b, err := json.Marshal(ShimCommand{Path: path, Argv: q.Argv, Env: q.Env, Dir: q.Dir, Rlimits: q.Rlimits, TTY: q.TTY, Notify: q.Notify})
+	shim := ShimCommand{Path: path, Argv: q.Argv, Env: q.Env, Dir: q.Dir, Rlimits: q.Rlimits, TTY: q.TTY, Notify: q.Notify}
+	b, err := shim.MarshalBinary()
 	if err != nil || len(b) > MaxConfig {
 		fail(SessionReply{Error: "command too large"})
 		return
@@ -484,7 +485,7 @@ func readShimCommand(sock int) (ShimCommand, []int, error) {
 			}
 		}
 	}
-	if err := json.Unmarshal(data[4:4+want], &cmd); err != nil {
+	if err := cmd.UnmarshalBinary(data[4 : 4+want]); err != nil {
 		closeAll(fds)
 		return cmd, nil, err
 	}

@@ -6,16 +6,17 @@ import (
 	"fmt"
 )
 
-// The supervisor sends Config and RunConfig in a compact binary form:
-// every box decodes two of them, and encoding/json's reflection (its type
-// analysis runs again in every new process) cost a box about 0.6 ms of
-// CPU. Integers are varints, strings and byte strings carry their length,
+// The supervisor sends Config and RunConfig, and init a session command's
+// first stage its ShimCommand, in a compact binary form: every box decodes
+// two of them, every session command one, each in a new process, where
+// encoding/json's reflection (its type analysis) starts from nothing. Integers are varints, strings and byte strings carry their length,
 // lists their count; a message starts with a tag naming its type and ends
 // with its last field. Nothing else reads these bytes, so there is no
 // versioning: the supervisor and its embedded init are built together.
 const (
 	tagConfig    = 'C'
 	tagRunConfig = 'R'
+	tagShim      = 'S'
 )
 
 // MarshalBinary encodes c for init.
@@ -70,12 +71,7 @@ func (rc *RunConfig) MarshalBinary() ([]byte, error) {
 		w.int(t.Bytes)
 		w.int(t.Inodes)
 	}
-	w.uint(uint64(len(rc.Rlimits)))
-	for _, l := range rc.Rlimits {
-		w.int(int64(l.Resource))
-		w.uint(l.Cur)
-		w.uint(l.Max)
-	}
+	w.rlimits(rc.Rlimits)
 	w.bytes(rc.Seccomp)
 	w.bool(rc.Collect != nil)
 	if c := rc.Collect; c != nil {
@@ -101,10 +97,7 @@ func (rc *RunConfig) UnmarshalBinary(b []byte) error {
 		t.Bytes = r.int64()
 		t.Inodes = r.int64()
 	}
-	rc.Rlimits = make([]Rlimit, r.count(3))
-	for i := range rc.Rlimits {
-		rc.Rlimits[i] = Rlimit{Resource: r.int(), Cur: r.uint(), Max: r.uint()}
-	}
+	rc.Rlimits = r.rlimits()
 	rc.Seccomp = r.bytes()
 	rc.Collect = nil
 	if r.bool() {
@@ -113,6 +106,52 @@ func (rc *RunConfig) UnmarshalBinary(b []byte) error {
 	rc.Session = r.bool()
 	rc.MergeOutput = r.bool()
 	return r.end()
+}
+
+// MarshalBinary encodes c for a session command's first stage, a fresh
+// process for every command, which would pay for encoding/json's type
+// analysis on each command's way to its exec.
+func (c *ShimCommand) MarshalBinary() ([]byte, error) {
+	w := wireWriter{b: []byte{tagShim}}
+	w.str(c.Path)
+	w.strs(c.Argv)
+	w.strs(c.Env)
+	w.strs(c.Dir)
+	w.rlimits(c.Rlimits)
+	w.bool(c.TTY)
+	w.bool(c.Notify)
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary made, refusing anything else.
+func (c *ShimCommand) UnmarshalBinary(b []byte) error {
+	r := wireReader{b: b}
+	r.tag(tagShim)
+	c.Path = r.str()
+	c.Argv = r.strs()
+	c.Env = r.strs()
+	c.Dir = r.strs()
+	c.Rlimits = r.rlimits()
+	c.TTY = r.bool()
+	c.Notify = r.bool()
+	return r.end()
+}
+
+func (w *wireWriter) rlimits(ls []Rlimit) {
+	w.uint(uint64(len(ls)))
+	for _, l := range ls {
+		w.int(int64(l.Resource))
+		w.uint(l.Cur)
+		w.uint(l.Max)
+	}
+}
+
+func (r *wireReader) rlimits() []Rlimit {
+	ls := make([]Rlimit, r.count(3))
+	for i := range ls {
+		ls[i] = Rlimit{Resource: r.int(), Cur: r.uint(), Max: r.uint()}
+	}
+	return ls
 }
 
 type wireWriter struct{ b []byte }
