@@ -13,30 +13,19 @@ import (
 	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 )
 
-// boxBinds are Config.Binds as init takes them: a small directory is
-// marked to be copied into each box rather than overlaid (boxinit.SmallTree
-// decides, once per jail; init checks again).
-func boxBinds(from []Bind) []boxinit.Bind {
-	binds := make([]boxinit.Bind, len(from))
-	for i, b := range from {
-		binds[i] = boxinit.Bind{Src: b.Src, Dst: b.Dst, Optional: b.Optional, Copy: boxinit.SmallTree(b.Src)}
-	}
-	return binds
-}
-
 // warmConfig is what init needs before a request: the same for every box
 // on one root ("": the host's binds).
 func (j *Jail) warmConfig(root string) (boxinit.Config, error) {
-	binds := j.hostBinds
+	from := j.cfg.Binds
 	if root != "" {
-		from, err := RootBinds(root)
-		if err != nil {
+		var err error
+		if from, err = RootBinds(root); err != nil {
 			return boxinit.Config{}, err
 		}
-		binds = make([]boxinit.Bind, len(from))
-		for i, b := range from {
-			binds[i] = boxinit.Bind{Src: b.Src, Dst: b.Dst, Optional: b.Optional}
-		}
+	}
+	binds := make([]boxinit.Bind, len(from))
+	for i, b := range from {
+		binds[i] = boxinit.Bind{Src: b.Src, Dst: b.Dst, Optional: b.Optional}
 	}
 	return boxinit.Config{
 		Hostname: j.cfg.Hostname,

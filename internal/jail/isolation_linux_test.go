@@ -2,11 +2,8 @@ package jail_test
 
 import (
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +11,6 @@ import (
 	"time"
 
 	"github.com/runbox-dev/runbox/internal/jail"
-	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 )
 
 const (
@@ -405,83 +401,4 @@ print("mq", libc.mq_open(b"/runbox-test-mq", 2) if hasattr(libc, "mq_open") else
 			t.Errorf("box A could not make its %s object, so the test proves nothing:\n%s%s", k, resA.Stdout, resA.Stderr)
 		}
 	}
-}
-
-// TestSmallSystemDirsCopied: the system directories small enough to be
-// copied into each box rather than overlaid (/etc/perl, /etc/ld.so.conf.d,
-// …) hold inside the box what they hold on the host — names, kinds, sizes,
-// link targets — and are read-only there like the overlaid ones.
-func TestSmallSystemDirsCopied(t *testing.T) {
-	var dirs []string
-	for _, b := range jail.SystemBinds() {
-		if st, err := os.Lstat(b.Src); err == nil && st.IsDir() && boxinit.SmallTree(b.Src) {
-			dirs = append(dirs, b.Src)
-		}
-	}
-	if len(dirs) == 0 {
-		t.Skip("no small system directory on this host (/etc/perl, /etc/ld.so.conf.d, …)")
-	}
-	listing := func(root string) string {
-		var b strings.Builder
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			st, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
-			link, _ := os.Readlink(p)
-			size := st.Size()
-			if st.IsDir() {
-				size = 0
-			}
-			fmt.Fprintf(&b, "%s %s %d %s\n", p, st.Mode().Type(), size, link)
-			return nil
-		})
-		return b.String()
-	}
-	var want strings.Builder
-	for _, d := range dirs {
-		want.WriteString(listing(d))
-	}
-	res := run(t, jail.Spec{Argv: append([]string{"/usr/bin/python3", "-c", `
-import os, stat, sys
-for root in sys.argv[1:]:
-    for p in [root] + sorted(os.path.join(d, n) for d, ds, fs in os.walk(root) for n in ds + fs):
-        st = os.lstat(p)
-        kind = {stat.S_IFDIR: "d", stat.S_IFLNK: "L", stat.S_IFREG: "-"}[stat.S_IFMT(st.st_mode)]
-        link = os.readlink(p) if kind == "L" else ""
-        print(p, kind, 0 if kind == "d" else st.st_size, link)
-    try:
-        open(os.path.join(root, "x"), "w")
-        print("write", root, 0)
-    except OSError as e:
-        print("write", root, e.errno)
-`}, dirs...)})
-	expectStatus(t, res, jail.StatusOK)
-	var got, writes strings.Builder
-	for _, line := range strings.SplitAfter(string(res.Stdout), "\n") {
-		if strings.HasPrefix(line, "write ") {
-			writes.WriteString(line)
-		} else {
-			got.WriteString(line)
-		}
-	}
-	// Go names kinds "d---------", "L---------", "----------"; the box, d L -.
-	norm := strings.NewReplacer(" d--------- ", " d ", " L--------- ", " L ", " ---------- ", " - ").Replace(want.String())
-	if sortedLines(got.String()) != sortedLines(norm) {
-		t.Errorf("copied directories differ from the host's:\nbox:\n%s\nhost:\n%s", got.String(), norm)
-	}
-	for _, d := range dirs {
-		if !strings.Contains(writes.String(), "write "+d+" "+erofs+"\n") {
-			t.Errorf("write into %s: want EROFS:\n%s", d, writes.String())
-		}
-	}
-}
-
-func sortedLines(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	slices.Sort(lines)
-	return strings.Join(lines, "\n")
 }

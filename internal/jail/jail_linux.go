@@ -60,11 +60,8 @@ type Jail struct {
 	initFD   int      // its descriptor
 	initPath string   // /proc/self/fd/<initFD>
 	filter   []byte   // compiled seccomp program
-	// hostBinds: Config.Binds for init, small directories marked to be
-	// copied (boxBinds).
-	hostBinds []boxinit.Bind
-	layout    cgroup.Layout
-	cgroups   *cgroup.Manager
+	layout   cgroup.Layout
+	cgroups  *cgroup.Manager
 
 	// The spawner: runbox-init in its spawner role, which clones every box
 	// (see boxinit.SpawnerArg for why). spawnMu serialises its exchanges.
@@ -124,7 +121,7 @@ func New(cfg Config) (*Jail, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Jail{cfg: cfg, log: log, filter: prog.Bytes(), hostBinds: boxBinds(cfg.Binds), initFD: -1, spawnSock: -1, phases: defaultPhases}
+	j := &Jail{cfg: cfg, log: log, filter: prog.Bytes(), initFD: -1, spawnSock: -1, phases: defaultPhases}
 	if err := j.loadInit(); err != nil {
 		return nil, err
 	}

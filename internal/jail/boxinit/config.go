@@ -109,9 +109,6 @@ type Bind struct {
 	Src      string `json:"src"`
 	Dst      string `json:"dst"`
 	Optional bool   `json:"optional"` // skip silently if Src does not exist
-	// Copy: Src is a small directory (SmallTree), copied into the box
-	// rather than overlaid; overlaid after all should it have grown.
-	Copy bool `json:"copy,omitempty"`
 }
 
 // GenFile is a generated file inside the box.

@@ -212,7 +212,7 @@ func FuzzReadMessage(f *testing.F) {
 // bytes left over are refused.
 func TestWireRoundTrip(t *testing.T) {
 	cfg := Config{Hostname: "h", UID: 1000, GID: -2,
-		Binds:     []Bind{{Src: "/usr", Dst: "/usr"}, {Src: "/lib", Dst: "/lib", Optional: true, Copy: true}},
+		Binds:     []Bind{{Src: "/usr", Dst: "/usr"}, {Src: "/lib", Dst: "/lib", Optional: true}},
 		Generated: []GenFile{{Path: "/etc/passwd", Data: "root:x:0:0\n", Mode: 0o644}},
 		Devices:   []string{"null", "zero"}}
 	rc := RunConfig{Argv: Exact{"a\xff\x00b", ""}, Env: Exact{"K=\xc3("}, Dir: Exact{"/box"},

@@ -31,11 +31,10 @@ const maxCopiedFile = 1 << 20
 // level but devices (see placeSource).
 type source struct {
 	dst    string
-	fd     int         // O_PATH descriptor of a directory or device, or -1
-	link   string      // symlink target when the source is a symlink
-	data   []byte      // content of a regular file, copied into the box
-	tree   []treeEntry // a small directory, copied into the box
-	mode   uint32      // permission bits of a copied file
+	fd     int    // O_PATH descriptor of a directory or device, or -1
+	link   string // symlink target when the source is a symlink
+	data   []byte // content of a regular file, copied into the box
+	mode   uint32 // permission bits of a copied file
 	isFile bool
 	isDir  bool
 }
@@ -60,12 +59,6 @@ func buildRoot(cfg *Config, devDir string) error {
 	}()
 	for _, b := range cfg.Binds {
 		s, err := openSource(b.Src, b.Dst, false)
-		if err == nil && s.isDir && b.Copy {
-			if tree, terr := readTree(b.Src); terr == nil {
-				unix.Close(s.fd)
-				s = source{dst: b.Dst, fd: -1, tree: tree}
-			}
-		}
 		if err != nil {
 			if b.Optional && errors.Is(err, os.ErrNotExist) {
 				continue
@@ -279,8 +272,6 @@ func placeSource(s source) error {
 	switch {
 	case s.link != "":
 		return os.Symlink(s.link, dst)
-	case s.tree != nil:
-		return placeTree(dst, s.tree)
 	case s.isFile:
 		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, os.FileMode(s.mode))
 		if err == nil {

@@ -30,7 +30,6 @@ func (c *Config) MarshalBinary() ([]byte, error) {
 		w.str(b.Src)
 		w.str(b.Dst)
 		w.bool(b.Optional)
-		w.bool(b.Copy)
 	}
 	w.uint(uint64(len(c.Generated)))
 	for _, g := range c.Generated {
@@ -49,9 +48,9 @@ func (c *Config) UnmarshalBinary(b []byte) error {
 	c.Hostname = r.str()
 	c.UID = r.int()
 	c.GID = r.int()
-	c.Binds = make([]Bind, r.count(4))
+	c.Binds = make([]Bind, r.count(3))
 	for i := range c.Binds {
-		c.Binds[i] = Bind{Src: r.str(), Dst: r.str(), Optional: r.bool(), Copy: r.bool()}
+		c.Binds[i] = Bind{Src: r.str(), Dst: r.str(), Optional: r.bool()}
 	}
 	c.Generated = make([]GenFile, r.count(3))
 	for i := range c.Generated {
