@@ -154,6 +154,28 @@ type Group struct {
 	dirs    []string          // every directory of this group
 	ctrl    map[string]string // controller → directory (v1); "" → directory (v2)
 	fd      int               // v2: an O_PATH descriptor for CLONE_INTO_CGROUP, else -1
+	// set holds what Set last wrote to each control file (by path): only
+	// runbox writes a group's limits, so a value already there is not
+	// written again. A warm box's limits are set again when a request
+	// takes it, most of them to what they were.
+	set map[string]string
+}
+
+// write writes a limit unless Set last wrote the same value there.
+func (g *Group) write(dir, name, value string) error {
+	path := dir + "/" + name
+	if v, ok := g.set[path]; ok && v == value {
+		return nil
+	}
+	if err := writeFile(dir, name, value); err != nil {
+		delete(g.set, path)
+		return err
+	}
+	if g.set == nil {
+		g.set = map[string]string{}
+	}
+	g.set[path] = value
+	return nil
 }
 
 // New creates a box group called name (one path element) with the limits.
@@ -260,18 +282,25 @@ func (g *Group) Set(l Limits) error {
 		// The kernel wants memory <= memsw at every step, so when raising
 		// the limit memsw must move first, and when lowering, memory.
 		memsw := exists(md, "memory.memsw.limit_in_bytes")
-		err := writeFile(md, "memory.limit_in_bytes", v1mem)
-		if memsw {
+		first, second := "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
+		if prev, ok := g.set[md+"/"+first]; ok && raises(prev, v1mem) {
+			first, second = second, first
+		}
+		if !memsw {
+			first, second = "memory.limit_in_bytes", ""
+		}
+		err := g.write(md, first, v1mem)
+		if second != "" {
 			if err == nil {
-				err = writeFile(md, "memory.memsw.limit_in_bytes", v1mem)
-			} else if err = writeFile(md, "memory.memsw.limit_in_bytes", v1mem); err == nil {
-				err = writeFile(md, "memory.limit_in_bytes", v1mem)
+				err = g.write(md, second, v1mem)
+			} else if err = g.write(md, second, v1mem); err == nil {
+				err = g.write(md, first, v1mem)
 			}
 		}
 		if err != nil {
 			return err
 		}
-		if err := writeFile(md, "memory.swappiness", "0"); err != nil {
+		if err := g.write(md, "memory.swappiness", "0"); err != nil {
 			return err
 		}
 		// Socket buffers: on v1 the kernel charges a group's TCP memory
@@ -283,17 +312,17 @@ func (g *Group) Set(l Limits) error {
 		// the first write stay uncharged: Set runs when the group is made,
 		// before anything runs in it. (On v2, socket memory is part of
 		// memory.current and held by memory.max.)
-		if err := writeFile(md, "memory.kmem.tcp.limit_in_bytes", v1mem); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := g.write(md, "memory.kmem.tcp.limit_in_bytes", v1mem); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		if err := writeFile(g.ctrl["pids"], "pids.max", pids); err != nil {
+		if err := g.write(g.ctrl["pids"], "pids.max", pids); err != nil {
 			return err
 		}
 		if cd, ok := g.ctrl["cpu"]; ok {
-			if err := writeFile(cd, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
+			if err := g.write(cd, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
 				return err
 			}
-			if err := writeFile(cd, "cpu.cfs_quota_us", strconv.FormatInt(quota, 10)); err != nil {
+			if err := g.write(cd, "cpu.cfs_quota_us", strconv.FormatInt(quota, 10)); err != nil {
 				return err
 			}
 		}
@@ -301,21 +330,21 @@ func (g *Group) Set(l Limits) error {
 	}
 	d := g.ctrl[""]
 	if exists(d, "memory.max") {
-		if err := writeFile(d, "memory.max", mem); err != nil {
+		if err := g.write(d, "memory.max", mem); err != nil {
 			return err
 		}
 		// The whole box dies together when the OOM killer picks any of it.
-		if err := writeFile(d, "memory.oom.group", "1"); err != nil {
+		if err := g.write(d, "memory.oom.group", "1"); err != nil {
 			return err
 		}
 	}
 	if exists(d, "memory.swap.max") {
-		if err := writeFile(d, "memory.swap.max", "0"); err != nil {
+		if err := g.write(d, "memory.swap.max", "0"); err != nil {
 			return err
 		}
 	}
 	if exists(d, "pids.max") {
-		if err := writeFile(d, "pids.max", pids); err != nil {
+		if err := g.write(d, "pids.max", pids); err != nil {
 			return err
 		}
 	}
@@ -324,11 +353,29 @@ func (g *Group) Set(l Limits) error {
 		if quota > 0 {
 			q = strconv.FormatInt(quota, 10)
 		}
-		if err := writeFile(d, "cpu.max", fmt.Sprintf("%s %d", q, cfsPeriod)); err != nil {
+		if err := g.write(d, "cpu.max", fmt.Sprintf("%s %d", q, cfsPeriod)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// raises reports whether the v1 memory limit next is above prev ("-1":
+// none). The kernel keeps memory ≤ memory+swap at every step: raising, the
+// memory+swap limit moves first.
+func raises(prev, next string) bool {
+	if prev == next {
+		return false
+	}
+	if next == "-1" {
+		return true
+	}
+	if prev == "-1" {
+		return false
+	}
+	p, err1 := strconv.ParseInt(prev, 10, 64)
+	n, err2 := strconv.ParseInt(next, 10, 64)
+	return err1 == nil && err2 == nil && n > p
 }
 
 // SetOOMGroup turns cgroup v2's memory.oom.group on or off (Set turns it
@@ -343,7 +390,7 @@ func (g *Group) SetOOMGroup(on bool) error {
 	if on {
 		v = "1"
 	}
-	return writeFile(g.ctrl[""], "memory.oom.group", v)
+	return g.write(g.ctrl[""], "memory.oom.group", v)
 }
 
 // Version reports the group's hierarchy layout.

@@ -132,6 +132,24 @@ func BenchmarkJailPool(b *testing.B) {
 	}
 	defer j.Close()
 	benchJail(b, j)
+	// One run at a time with a pause between runs (not timed) long
+	// enough for the pool to refill: the latency of a request that finds
+	// a warm box and an idle machine, the request path alone.
+	b.Run("true/pause-30ms", func(b *testing.B) {
+		var lat p50
+		for b.Loop() {
+			b.StopTimer()
+			time.Sleep(30 * time.Millisecond)
+			b.StartTimer()
+			lat.time(func() {
+				res, err := j.Run(b.Context(), jail.Spec{Argv: benchPrograms["true"]})
+				if err != nil || res.Status != jail.StatusOK {
+					b.Fatalf("%v %s %s", err, res.Status, res.Message)
+				}
+			})
+		}
+		lat.report(b)
+	})
 }
 
 func benchJail(b *testing.B, j *jail.Jail) {

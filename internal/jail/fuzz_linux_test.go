@@ -16,6 +16,10 @@ import (
 	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 )
 
+// WaitRetired waits until every box whose run is over has been destroyed
+// (its cgroup removed, its uid slot released): runs return before that.
+func WaitRetired(j *Jail) { j.retiring.Wait() }
+
 // SetPhaseTimeouts sets the bounds of the phases of j's boxes, for the
 // tests of package jail_test that check those bounds hold.
 func SetPhaseTimeouts(j *Jail, ready, setup, tail, teardown time.Duration) {

@@ -71,6 +71,7 @@ type Jail struct {
 
 	// pool holds warm boxes when Config.Pool > 0; fillers keep it full.
 	pool    chan *box
+	refill  chan struct{} // runs that took a pool box and ended (ranOut)
 	stop    chan struct{}
 	fillers sync.WaitGroup
 
@@ -87,9 +88,11 @@ type Jail struct {
 	stageMem  *os.File
 	stageErr  error
 
-	mu       sync.Mutex
-	closed   bool
-	active   sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	active sync.WaitGroup
+	// retiring: boxes whose run is over, being destroyed (retire).
+	retiring sync.WaitGroup
 	seq      uint64
 	sessions map[*Session]struct{} // open sessions, closed by Close
 }
@@ -147,6 +150,7 @@ func New(cfg Config) (*Jail, error) {
 		return nil, err
 	}
 	j.pool = make(chan *box, cfg.Pool)
+	j.refill = make(chan struct{}, cfg.Pool)
 	j.stop = make(chan struct{})
 	for range cfg.Pool {
 		j.fillers.Add(1)
@@ -163,6 +167,9 @@ func (j *Jail) fill() {
 	defer j.fillers.Done()
 	for {
 		b, err := j.start()
+		if err == nil {
+			b.setNice(warmNice)
+		}
 		if err != nil {
 			j.log.Error("warm box", "err", err)
 			select {
@@ -178,6 +185,29 @@ func (j *Jail) fill() {
 			b.destroy(j.log)
 			return
 		}
+		// The next box once a run has ended (or after refillDelay): a
+		// box built while a request's box is set up and its program runs
+		// takes CPU the request waits for (measured: 1 to 1.3 ms more for
+		// a request on an idle machine, even with the warm box niced).
+		select {
+		case <-j.refill:
+		case <-time.After(refillDelay):
+		case <-j.stop:
+			return
+		}
+	}
+}
+
+// refillDelay bounds how long a filler waits for a run to end before it
+// builds its next box anyway (a long program must not leave the pool
+// empty).
+const refillDelay = 50 * time.Millisecond
+
+// ranOut tells a filler that a run that took a pool box has ended.
+func (j *Jail) ranOut() {
+	select {
+	case j.refill <- struct{}{}:
+	default:
 	}
 }
 
@@ -373,6 +403,7 @@ func (j *Jail) Close() error {
 		j.stop = nil
 	}
 	j.active.Wait()
+	j.retiring.Wait()
 	if j.spawnSock >= 0 {
 		unix.Close(j.spawnSock) // the spawner exits when its socket closes
 		j.spawnSock = -1

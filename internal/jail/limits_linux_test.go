@@ -46,6 +46,9 @@ func TestBombs(t *testing.T) {
 				tc.status = res.Status
 			}
 			expectStatus(t, res, tc.status)
+			if left := programProcesses(t); len(left) != 0 {
+				t.Fatalf("program processes left when the run returned: %v", left)
+			}
 			if len(boxProcesses(t)) != 0 {
 				t.Fatalf("box processes left: %v", boxProcesses(t))
 			}
@@ -238,6 +241,7 @@ func TestSoakLeavesNothing(t *testing.T) {
 			t.Fatalf("run %d: %s %s", i, res.Status, res.Message)
 		}
 	}
+	jail.WaitRetired(testJail)
 	after := snapshot(t)
 	if before != after {
 		t.Fatalf("host state changed over %d runs:\nbefore %+v\nafter  %+v", runs, before, after)

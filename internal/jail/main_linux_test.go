@@ -145,6 +145,23 @@ func fields(t *testing.T, out []byte) map[string]string {
 // same time are theirs to check).
 func boxProcesses(t *testing.T) []string {
 	t.Helper()
+	// A run returns before its box's init has exited (retire): wait for
+	// the shared jail's boxes to be gone.
+	if testJail != nil {
+		jail.WaitRetired(testJail)
+	}
+	return processesOfBoxIDs(t, false)
+}
+
+// programProcesses lists the processes of a box's program ids (not init's):
+// none may be left when a run returns, before its box is retired.
+func programProcesses(t *testing.T) []string {
+	t.Helper()
+	return processesOfBoxIDs(t, true)
+}
+
+func processesOfBoxIDs(t *testing.T, programOnly bool) []string {
+	t.Helper()
 	lo, hi := testConfig.UIDBase, testConfig.UIDBase+2*testConfig.UIDSlots
 	ours := "/" + testConfig.CgroupPrefix + strconv.Itoa(os.Getpid()) + "-"
 	ents, _ := os.ReadDir("/proc")
@@ -162,7 +179,7 @@ func boxProcesses(t *testing.T) []string {
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
-				if uid, _ := strconv.Atoi(f[1]); uid >= lo && uid < hi {
+				if uid, _ := strconv.Atoi(f[1]); uid >= lo && uid < hi && (!programOnly || (uid-lo)%2 == 1) {
 					out = append(out, e.Name()+" "+line)
 				}
 			}

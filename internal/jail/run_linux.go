@@ -70,12 +70,15 @@ func (j *Jail) Run(ctx context.Context, spec Spec) (Result, error) {
 	if len(cfg) > boxinit.MaxConfig {
 		return internal(fmt.Errorf("%w: the run's configuration is %d bytes as runbox-init reads it (at most %d)", ErrSpecTooLarge, len(cfg), boxinit.MaxConfig))
 	}
-	b, err := j.take(spec.Root)
+	b, pooled, err := j.take(spec.Root)
 	if err != nil {
 		j.log.Error("box failed to start", "err", err)
 		return internal(err)
 	}
-	defer b.destroy(j.log)
+	if pooled {
+		defer j.ranOut()
+	}
+	defer j.retire(b)
 	res, err := b.run(ctx, j, spec, cfg)
 	if err != nil {
 		if errors.Is(err, ErrWorkspaceFull) {
@@ -132,15 +135,18 @@ func internal(err error) (Result, error) {
 
 // take returns a warm box from the pool, or starts one when the pool is
 // empty or off or the box is to be on its own root.
-func (j *Jail) take(root string) (*box, error) {
+func (j *Jail) take(root string) (_ *box, pooled bool, _ error) {
 	if root != "" {
-		return j.startBox(false, root)
+		b, err := j.startBox(false, root)
+		return b, false, err
 	}
 	select {
 	case b := <-j.pool:
-		return b, nil
+		b.setNice(0)
+		return b, true, nil
 	default:
-		return j.start()
+		b, err := j.start()
+		return b, false, err
 	}
 }
 
@@ -180,11 +186,7 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec, cfg []byte) (Result, 
 	if err != nil {
 		return res, err
 	}
-	if err := b.group.Set(cgroup.Limits{
-		MemoryBytes: lim.Memory,
-		Pids:        int64(lim.Processes) + initThreads,
-		CPUQuota:    lim.CPUs,
-	}); err != nil {
+	if err := b.group.Set(boxLimits(lim)); err != nil {
 		return res, err
 	}
 	ctrl := b.ctrl
@@ -274,9 +276,11 @@ loop:
 			}
 			switch {
 			case exited:
-				// After the program's end, only the collection reports.
+				// After the program's end, only the collection reports,
+				// and it is init's last word: the result is complete.
 				if rep.Collected {
 					gotReport, collectOK = true, !rep.CollectTruncated
+					break loop
 				}
 			case rep.Started:
 				setupT.Stop()
@@ -311,6 +315,9 @@ loop:
 					t := time.NewTimer(d)
 					defer t.Stop()
 					tail = t.C
+					if spec.Collect == nil {
+						break loop // init's last word
+					}
 				}
 			}
 		case <-setup:
@@ -347,21 +354,31 @@ loop:
 			}
 		}
 	}
-	// No signal reaches the box from here on: its pidfd is closed below.
+	// No signal reaches the box from here on.
 	if spec.Control != nil {
 		spec.Control.end()
 	}
-	// b.reports is closed, or (when init outlived its kill) destroy closes
-	// the report pipe and drains it.
-	if !b.killAndWait(b.teardown) { // init is done or dying; make sure
+	// A run that ended as it should — init reported the program's end and
+	// then, if asked, the collection — has nothing of the box left but
+	// init, which killed and reaped every other process of the box before
+	// it reported the end. init is killed now, and its exit (the Go
+	// runtime's threads and memory, and the kernel's teardown of the box's
+	// mounts and namespaces: several ms, RCU grace periods among them) is
+	// left to retire, after the result. Any other end waits for init's
+	// exit here, which completes only once the kernel has killed every
+	// process of the pid namespace.
+	if exited && !killed && failure == nil && !tailOver {
+		b.kill()
+	} else if !b.killAndWait(b.teardown) { // init is done or dying; make sure
 		j.log.Error("box did not die within its teardown time after SIGKILL", "box", b.id, "timeout", b.teardown)
 		// Its processes may still hold the write ends: stop reading.
 		b.stdout.Close()
 		b.stderr.Close()
 		collectR.Close()
 	}
-	// With init gone the kernel has killed and reaped every process of the
-	// pid namespace, so every write end of the box's pipes is closed.
+	// Every process of the pid namespace is gone (reaped by init, or
+	// killed by the kernel with init), so every write end of the box's
+	// pipes is closed or about to be.
 	readers.Wait()
 	stdin.Close() // a writer blocked on a program that never read
 	ctrl.Close()
@@ -388,6 +405,19 @@ loop:
 		res.WallTime = time.Since(started)
 	}
 	return classify(ctx, res, lim, usage, final, killed, why, message, failure)
+}
+
+// retire destroys a box whose run is over, in the background: what is left
+// is init's exit (the kernel's teardown of the box's mounts and namespaces;
+// overlayfs waits for an expedited RCU grace period for each of its
+// superblocks) and the release of the box's cgroup and uid slot. The
+// result does not wait for it; Close does.
+func (j *Jail) retire(b *box) {
+	j.retiring.Add(1)
+	go func() {
+		defer j.retiring.Done()
+		b.destroy(j.log)
+	}()
 }
 
 func filesSize(files []File) int64 {

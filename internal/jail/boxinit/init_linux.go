@@ -356,6 +356,12 @@ func supervise(rep *reporter, cfg *Config, rc *RunConfig, boxfd, collectFD int) 
 				break // ECHILD: nothing left
 			}
 		}
+		// Nothing to collect: the collection's pipe ends before the
+		// report, so that the supervisor, which takes the report as init's
+		// last word, does not wait for it.
+		if rc.Collect == nil {
+			unix.Close(collectFD)
+		}
 		// The program's end first: the supervisor stops its clocks here,
 		// before the collection below, and gives init Collect.MaxNanos and
 		// a little more to exit.
@@ -370,7 +376,6 @@ func supervise(rep *reporter, cfg *Config, rc *RunConfig, boxfd, collectFD int) 
 			unix.Close(collectFD)
 			return 0, rep.send(Report{Collected: true, CollectTruncated: truncated})
 		}
-		unix.Close(collectFD)
 		return 0, nil
 	}
 }
