@@ -18,10 +18,11 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 var (
-	line = regexp.MustCompile(`^Benchmark(\w+)/([\w.-]+?)(?:-(\d+))?\s+\d+\s+([\d.]+) ns/op`)
+	line = regexp.MustCompile(`^Benchmark(\w+)/([\w./-]+?)(?:-(\d+))?\s+\d+\s+([\d.]+) ns/op`)
 	cpu  = regexp.MustCompile(`\s([\d.]+) cpu-ms/op`)
 	p50  = regexp.MustCompile(`\s([\d.]+) p50-ns`)
 )
@@ -83,18 +84,23 @@ func main() {
 		ms := latency(k)
 		over, ratio := "—", "—"
 		if k.kind != "BareExec" {
-			if _, ok := samples[key{"BareExec", k.prog, k.workers}]; ok {
-				b := latency(key{"BareExec", k.prog, k.workers})
+			// A variant (pause-30ms/true) compares with its program bare.
+			prog := k.prog[strings.LastIndex(k.prog, "/")+1:]
+			if _, ok := samples[key{"BareExec", prog, k.workers}]; ok {
+				b := latency(key{"BareExec", prog, k.workers})
 				over = fmt.Sprintf("%+.2f ms", ms-b)
 				ratio = fmt.Sprintf("%.2f×", ms/b)
 			}
 		}
 		// With N parallel workers, ns/op is wall time per completed run.
-		perSec := 1e9 / median(samples[k])
+		perSec := fmt.Sprintf("%.0f", 1e9/median(samples[k]))
+		if strings.HasPrefix(k.prog, "pause") {
+			perSec = "—" // runs one at a time with pauses: not a throughput
+		}
 		c := "—"
 		if len(cpus[k]) > 0 {
 			c = fmt.Sprintf("%.2f ms", median(cpus[k]))
 		}
-		fmt.Printf("| %s | %s | %s | %.2f ms | %.0f | %s | %s | %s |\n", k.kind, k.prog, k.workers, ms, perSec, over, ratio, c)
+		fmt.Printf("| %s | %s | %s | %.2f ms | %s | %s | %s | %s |\n", k.kind, k.prog, k.workers, ms, perSec, over, ratio, c)
 	}
 }

@@ -135,7 +135,7 @@ func BenchmarkJailPool(b *testing.B) {
 	// One run at a time with a pause between runs (not timed) long
 	// enough for the pool to refill: the latency of a request that finds
 	// a warm box and an idle machine, the request path alone.
-	b.Run("true/pause-30ms", func(b *testing.B) {
+	b.Run("pause-30ms/true", func(b *testing.B) {
 		var lat p50
 		for b.Loop() {
 			b.StopTimer()
