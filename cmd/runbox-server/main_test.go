@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runbox-dev/runbox/internal/boxtest"
+	"github.com/runbox-dev/runbox/internal/clitest"
 )
 
 var (
@@ -53,18 +53,8 @@ func runbox(t *testing.T, stdin string, args ...string) cliResult {
 	if len(args) > 0 && args[0] == "run" {
 		args = append([]string{"run", "--init", initBin}, args[1:]...)
 	}
-	cmd := exec.Command(runboxBin, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return cliResult{code, out.String(), errb.String()}
+	r := clitest.Run(t, exec.Command(runboxBin, args...), stdin)
+	return cliResult{r.Code, r.Stdout, r.Stderr}
 }
 
 func needRoot(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runbox-dev/runbox/internal/clitest"
 )
 
 // remote runs the runbox binary with stdin and without the local --init
@@ -18,17 +19,8 @@ func remote(t *testing.T, stdin string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(runboxBin, args...)
 	cmd.Env = append(os.Environ(), "RUNBOX_SERVER=")
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return cliResult{code, out.String(), errb.String()}
+	r := clitest.Run(t, cmd, stdin)
+	return cliResult{r.Code, r.Stdout, r.Stderr}
 }
 
 // TestRemote runs `runbox run --server` and `runbox shell --server`

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,53 +16,20 @@ import (
 
 	"github.com/runbox-dev/runbox/internal/boxtest"
 	"github.com/runbox-dev/runbox/internal/cgroup"
+	"github.com/runbox-dev/runbox/internal/clitest"
 	"github.com/runbox-dev/runbox/internal/jail"
 )
 
 // startServe starts `runbox serve` on a free port of 127.0.0.1 and returns
 // it with its address, read from its "listening" log line, and a channel
-// closed once it has exited and been reaped. The process is killed (by
-// pid) when the test ends if it is still running.
+// closed once it has exited and been reaped (clitest.Serve: stopped by pid
+// when the test ends if it is still running).
 func startServe(t *testing.T, args ...string) (*exec.Cmd, string, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command(runboxBin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)...)
 	cmd.Env = append(os.Environ(), "RUNBOX_INIT="+initBin)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	addr := make(chan string, 1)
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-		// Keep reading so that the server never blocks on its log.
-		io.Copy(io.Discard, stderr)
-		cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		return cmd, a, exited
-	case <-exited:
-		t.Fatal("runbox serve exited before listening")
-	case <-time.After(2 * time.Minute):
-		t.Fatal("runbox serve did not listen within 2 minutes")
-	}
-	return nil, "", nil
+	addr, exited := clitest.Serve(t, cmd)
+	return cmd, addr, exited
 }
 
 // boxProcesses lists the processes running as a box uid that are not in a

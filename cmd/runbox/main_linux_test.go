@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runbox-dev/runbox/internal/cli"
+	"github.com/runbox-dev/runbox/internal/clitest"
 	"github.com/runbox-dev/runbox/internal/layering"
 )
 
@@ -62,16 +60,8 @@ func runbox(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(runboxBin, args...)
 	cmd.Env = append(append(os.Environ(), "RUNBOX_SERVER="), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return cliResult{code, out.String(), errb.String()}
+	r := clitest.Run(t, cmd, "")
+	return cliResult{r.Code, r.Stdout, r.Stderr}
 }
 
 func needRoot(t *testing.T) {
@@ -236,42 +226,8 @@ func TestRun(t *testing.T) {
 func TestServe(t *testing.T) {
 	needRoot(t)
 	cmd := exec.Command(runboxBin, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	addr := make(chan string, 1)
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-		// Keep reading so that the server never blocks on its log.
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-	}()
-	var url string
-	select {
-	case a := <-addr:
-		url = "http://" + a
-	case <-exited:
-		t.Fatal("runbox serve exited before listening")
-	case <-time.After(2 * time.Minute):
-		t.Fatal("runbox serve did not listen within 2 minutes")
-	}
+	addr, exited := clitest.Serve(t, cmd)
+	url := "http://" + addr
 
 	pid := cmd.Process.Pid
 	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); !strings.HasPrefix(exe, "/memfd:") {

@@ -6,6 +6,8 @@ package initbin
 import (
 	"embed"
 	"io"
+
+	"github.com/runbox-dev/runbox/internal/embedbin"
 )
 
 //go:generate env CGO_ENABLED=0 go build -trimpath -ldflags=-s -o bin/runbox-init ../../cmd/runbox-init
@@ -16,16 +18,6 @@ var files embed.FS
 // Name is the embedded file's name.
 const Name = "runbox-init"
 
-// Open returns the embedded init, or false when runbox was built without
-// running go generate first. Reading it streams from the binary's own data
-// (fs.ReadFile would copy all of it to the heap first).
-func Open() (io.Reader, bool) {
-	f, err := files.Open("bin/" + Name)
-	if err != nil {
-		return nil, false
-	}
-	if st, err := f.Stat(); err != nil || st.Size() == 0 {
-		return nil, false
-	}
-	return f, true
-}
+// Open returns the embedded binary, or false when runbox was built without
+// running go generate first (see embedbin.Open).
+func Open() (io.Reader, bool) { return embedbin.Open(files, "bin/"+Name) }

@@ -50,7 +50,7 @@ func TestLayering(t *testing.T) {
 				if !stdlib(imp) && local != "internal/jail/boxinit" {
 					t.Errorf("runbox-init imports %s", imp)
 				}
-			case "internal/seccomp", "internal/cgroup", "internal/units", "internal/keys", "internal/web", "internal/image", "internal/testwait":
+			case "internal/seccomp", "internal/cgroup", "internal/units", "internal/keys", "internal/web", "internal/image", "internal/testwait", "internal/clitest", "internal/embedbin":
 				if strings.HasPrefix(imp, module) {
 					t.Errorf("%s is a leaf but imports %s", pkg, imp)
 				}

@@ -8,6 +8,8 @@ package serverbin
 import (
 	"embed"
 	"io"
+
+	"github.com/runbox-dev/runbox/internal/embedbin"
 )
 
 // VERSION (the Makefile passes it) becomes runbox-server's main.version;
@@ -21,16 +23,6 @@ var files embed.FS
 // Name is the embedded file's name.
 const Name = "runbox-server"
 
-// Open returns the embedded runbox-server, or false when the front was
-// built without running go generate first. Reading it streams from the
-// binary's own data (fs.ReadFile would copy all of it to the heap first).
-func Open() (io.Reader, bool) {
-	f, err := files.Open("bin/" + Name)
-	if err != nil {
-		return nil, false
-	}
-	if st, err := f.Stat(); err != nil || st.Size() == 0 {
-		return nil, false
-	}
-	return f, true
-}
+// Open returns the embedded binary, or false when runbox was built without
+// running go generate first (see embedbin.Open).
+func Open() (io.Reader, bool) { return embedbin.Open(files, "bin/"+Name) }

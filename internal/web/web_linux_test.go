@@ -1,19 +1,16 @@
 package web
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/runbox-dev/runbox/internal/boxtest"
+	"github.com/runbox-dev/runbox/internal/clitest"
 )
 
 // chromium is Debian's browser, driven headless by the playground test.
@@ -335,45 +333,6 @@ func startServe(t *testing.T) string {
 	}
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
 	cmd.Env = append(os.Environ(), "RUNBOX_INIT="+initBin)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-		// Keep reading so that the server never blocks on its log.
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		return a
-	case <-exited:
-		t.Fatal("runbox serve exited before listening")
-	case <-time.After(2 * time.Minute):
-		t.Fatal("runbox serve did not listen within 2 minutes")
-	}
-	return ""
+	addr, _ := clitest.Serve(t, cmd)
+	return addr
 }
