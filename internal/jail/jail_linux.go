@@ -167,9 +167,6 @@ func (j *Jail) fill() {
 	defer j.fillers.Done()
 	for {
 		b, err := j.start()
-		if err == nil {
-			b.setNice(warmNice)
-		}
 		if err != nil {
 			j.log.Error("warm box", "err", err)
 			select {
@@ -179,6 +176,7 @@ func (j *Jail) fill() {
 				continue
 			}
 		}
+		b.setNice(warmNice)
 		select {
 		case j.pool <- b:
 		case <-j.stop:
