@@ -214,7 +214,14 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec, cfg []byte) (Result, 
 	}
 
 	var readers sync.WaitGroup
-	outs := captureOutputs(lim.Output, spec.StdoutTee, spec.StderrTee, b.stdout, b.stderr, &readers)
+	// The live copies of the output wait for the Started report: a client
+	// that has seen the program's output can signal it (its Control has
+	// begun). Both travel on pipes of their own, so the output may come
+	// first. The gate opens at the report or when the loop below ends.
+	began := make(chan struct{})
+	openGate := sync.OnceFunc(func() { close(began) })
+	defer openGate()
+	outs := captureOutputs(lim.Output, gated(spec.StdoutTee, began), gated(spec.StderrTee, began), b.stdout, b.stderr, &readers)
 	readers.Add(1) // the collection, below
 	var collected []File
 	var collectErr error
@@ -293,6 +300,7 @@ loop:
 				if spec.Control != nil {
 					spec.Control.begin(runHandle{b})
 				}
+				openGate()
 			default:
 				final = &rep
 				setupT.Stop()
@@ -354,6 +362,7 @@ loop:
 			}
 		}
 	}
+	openGate()
 	// No signal reaches the box from here on.
 	if spec.Control != nil {
 		spec.Control.end()
@@ -405,6 +414,24 @@ loop:
 		res.WallTime = time.Since(started)
 	}
 	return classify(ctx, res, lim, usage, final, killed, why, message, failure)
+}
+
+// gated is w, its writes held until open is closed; nil stays nil.
+func gated(w io.Writer, open <-chan struct{}) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return gate{w, open}
+}
+
+type gate struct {
+	w    io.Writer
+	open <-chan struct{}
+}
+
+func (g gate) Write(p []byte) (int, error) {
+	<-g.open
+	return g.w.Write(p)
 }
 
 // retire destroys a box whose run is over, in the background: what is left
