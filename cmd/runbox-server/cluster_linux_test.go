@@ -333,9 +333,14 @@ func TestJobsCluster(t *testing.T) {
 		return err
 	})
 	final := waitJobsEnd(t, client, survivors[0].addr, ids, jobsDoneTimeout)
-	if !t.Failed() {
-		t.Logf("every job ended %v after the start", time.Since(began).Round(time.Millisecond))
+	if t.Failed() {
+		// What the survivors wait for, to tell a stuck node from a slow one.
+		for _, s := range survivors {
+			t.Logf("goroutines of %s in runbox's code:\n%s", s.name, ownGoroutines(s.goroutines()))
+		}
+		t.FailNow()
 	}
+	t.Logf("every job ended %v after the start", time.Since(began).Round(time.Millisecond))
 	same := func(a, b jobView) bool {
 		return a.Status == b.Status && a.Node == b.Node && a.Runs == b.Runs && a.FinishedAt == b.FinishedAt &&
 			a.signature() == b.signature()

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +78,10 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd, onLine func(string)) (*
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last lines of %s (pid %d):\n%s", name, cmd.Process.Pid, p.lines())
+			// What a runbox still running was waiting for.
+			if strings.HasPrefix(name, "runbox") && !p.hasExited() {
+				t.Logf("goroutines of %s in runbox's code:\n%s", name, ownGoroutines(p.goroutines()))
+			}
 		}
 		_ = cmd.Process.Kill()
 		select {
@@ -151,7 +157,7 @@ type serveProc struct {
 func startJobServe(t *testing.T, name string, args ...string) (*serveProc, error) {
 	t.Helper()
 	cmd := exec.Command(runboxBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "RUNBOX_INIT="+initBin)
+	cmd.Env = append(os.Environ(), "RUNBOX_INIT="+initBin, "GOTRACEBACK=all")
 	addr := make(chan string, 1)
 	p, err := startProc(t, name, cmd, func(l string) {
 		var line struct{ Msg, Addr string }
@@ -171,8 +177,57 @@ func startJobServe(t *testing.T, name string, args ...string) (*serveProc, error
 	case <-p.exited:
 		return nil, fmt.Errorf("%s exited before listening:\n%s", name, p.lines())
 	case <-time.After(procStartTimeout):
-		return nil, fmt.Errorf("%s did not listen within %v:\n%s", name, procStartTimeout, p.lines())
+		return nil, fmt.Errorf("%s did not listen within %v:\n%s\nits goroutines:\n%s", name, procStartTimeout,
+			p.lines(), p.goroutines())
 	}
+}
+
+func (p *proc) hasExited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// framePos is what a traceback's frame line has after its file and line.
+var framePos = regexp.MustCompile(` fp=0x[0-9a-f]+ sp=0x[0-9a-f]+ pc=0x[0-9a-f]+`)
+
+// ownGoroutines keeps the goroutines of a Go traceback that run runbox's
+// own packages.
+func ownGoroutines(dump string) string {
+	var out []string
+	for _, g := range strings.Split(dump, "\n\n") {
+		if strings.Contains(g, "runbox-dev/runbox/") {
+			out = append(out, framePos.ReplaceAllString(g, ""))
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// goroutines ends a process that hangs with SIGQUIT and returns what the
+// Go runtime printed then: every goroutine's stack (GOTRACEBACK=all), and
+// its last environment and request lines, which the tail leaves out.
+func (p *proc) goroutines() string {
+	p.mu.Lock()
+	from := len(p.all)
+	p.mu.Unlock()
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.exited:
+	case <-time.After(procStopTimeout):
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var before []string
+	for i := from - 1; i >= 0 && len(before) < 3; i-- {
+		if strings.Contains(p.all[i], `"msg":"request"`) || strings.Contains(p.all[i], `"msg":"environment"`) {
+			before = append(before, p.all[i])
+		}
+	}
+	slices.Reverse(before)
+	return strings.Join(append(before, p.all[from:]...), "\n")
 }
 
 // stop sends SIGTERM and waits for the exit.

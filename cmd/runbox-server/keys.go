@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/runbox-dev/runbox/internal/job"
+	"github.com/runbox-dev/runbox/internal/job/jsapi"
 	"github.com/runbox-dev/runbox/internal/keys"
 	"github.com/runbox-dev/runbox/internal/units"
 )
@@ -197,7 +198,11 @@ func openKeyStore(ctx context.Context, cfg serveConfig, nc *nats.Conn) (keys.Sto
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := keys.OpenKV(octx, nc, cfg.NATSReplicas)
+	var s *keys.KVStore
+	err := jsapi.Retry(octx, func(ctx context.Context) (err error) {
+		s, err = keys.OpenKV(ctx, nc, cfg.NATSReplicas)
+		return err
+	})
 	if err != nil {
 		done()
 		return nil, nil, err

@@ -34,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/runbox-dev/runbox/internal/job/jsapi"
 	"github.com/runbox-dev/runbox/internal/job/sign"
 	"github.com/runbox-dev/runbox/internal/job/webhook"
 )
@@ -241,7 +242,10 @@ func openEngine(ctx context.Context, nc *nats.Conn, cfg Config, key ed25519.Priv
 		return nil, err
 	}
 	pub, _ := json.Marshal(sign.Public(cfg.Node, key))
-	if _, err := e.keys.Put(ctx, cfg.Node, pub); err != nil {
+	if err := jsapi.Retry(ctx, func(ctx context.Context) error {
+		_, err := e.keys.Put(ctx, cfg.Node, pub)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("publishing the node's key: %w", err)
 	}
 	e.cancel, err = nc.Subscribe(cancelPrefix+"*", func(m *nats.Msg) {
@@ -267,55 +271,79 @@ func openEngine(ctx context.Context, nc *nats.Conn, cfg Config, key ed25519.Priv
 
 func (e *Engine) setup(ctx context.Context) error {
 	c := e.cfg
-	var err error
-	kv := func(name string, ttl time.Duration) (jetstream.KeyValue, error) {
-		return e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, TTL: ttl, History: 1,
-			Storage: jetstream.FileStorage, Replicas: c.Replicas})
+	// Each call is asked again should its answer be lost (jsapi).
+	call := func(what string, f func(ctx context.Context) error) error {
+		if err := jsapi.Retry(ctx, f); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
 	}
-	if e.jobs, err = kv(jobsBucket, c.Retention); err != nil {
-		return fmt.Errorf("jobs bucket: %w", err)
+	kv := func(what, name string, ttl time.Duration, into *jetstream.KeyValue) error {
+		return call(what, func(ctx context.Context) (err error) {
+			*into, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, TTL: ttl, History: 1,
+				Storage: jetstream.FileStorage, Replicas: c.Replicas})
+			return err
+		})
 	}
-	if e.idem, err = kv(idemBucket, c.Retention); err != nil {
-		return fmt.Errorf("idempotency bucket: %w", err)
+	if err := kv("jobs bucket", jobsBucket, c.Retention, &e.jobs); err != nil {
+		return err
 	}
-	if e.keys, err = kv(keysBucket, 0); err != nil {
-		return fmt.Errorf("keys bucket: %w", err)
+	if err := kv("idempotency bucket", idemBucket, c.Retention, &e.idem); err != nil {
+		return err
 	}
-	if e.data, err = e.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: dataBucket, TTL: c.Retention,
-		MaxBytes: c.StoreBytes, Storage: jetstream.FileStorage, Replicas: c.Replicas}); err != nil {
-		return fmt.Errorf("job data store: %w", err)
+	if err := kv("keys bucket", keysBucket, 0, &e.keys); err != nil {
+		return err
 	}
-	qs, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: queueStream, Subjects: []string{queueSubject},
-		Retention: jetstream.WorkQueuePolicy, MaxMsgs: int64(c.MaxQueued), Discard: jetstream.DiscardNew,
-		MaxAge: c.Retention, Storage: jetstream.FileStorage, Replicas: c.Replicas, Duplicates: 2 * time.Minute})
-	if err != nil {
-		return fmt.Errorf("queue stream: %w", err)
+	if err := call("job data store", func(ctx context.Context) (err error) {
+		e.data, err = e.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: dataBucket, TTL: c.Retention,
+			MaxBytes: c.StoreBytes, Storage: jetstream.FileStorage, Replicas: c.Replicas})
+		return err
+	}); err != nil {
+		return err
 	}
-	if e.queue, err = qs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: workersName,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: c.AckWait, MaxAckPending: -1, Replicas: c.Replicas}); err != nil {
-		return fmt.Errorf("queue consumer: %w", err)
+	var qs jetstream.Stream
+	if err := call("queue stream", func(ctx context.Context) (err error) {
+		qs, err = e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: queueStream, Subjects: []string{queueSubject},
+			Retention: jetstream.WorkQueuePolicy, MaxMsgs: int64(c.MaxQueued), Discard: jetstream.DiscardNew,
+			MaxAge: c.Retention, Storage: jetstream.FileStorage, Replicas: c.Replicas, Duplicates: 2 * time.Minute})
+		return err
+	}); err != nil {
+		return err
 	}
-	if _, err = e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: eventsStream, Subjects: []string{eventsPrefix + ">"},
-		MaxAge: eventsMaxAge, MaxBytes: eventsMaxSize, Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage,
-		Replicas: c.Replicas}); err != nil {
-		return fmt.Errorf("events stream: %w", err)
+	if err := call("queue consumer", func(ctx context.Context) (err error) {
+		e.queue, err = qs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: workersName,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: c.AckWait, MaxAckPending: -1, Replicas: c.Replicas})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := call("events stream", func(ctx context.Context) error {
+		_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: eventsStream, Subjects: []string{eventsPrefix + ">"},
+			MaxAge: eventsMaxAge, MaxBytes: eventsMaxSize, Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage,
+			Replicas: c.Replicas})
+		return err
+	}); err != nil {
+		return err
 	}
 	var span time.Duration
 	for _, d := range c.WebhookRetries {
 		span += d
 	}
-	hs, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: hooksStream, Subjects: []string{hooksSubject},
-		Retention: jetstream.WorkQueuePolicy, MaxAge: span + time.Hour, Storage: jetstream.FileStorage,
-		Replicas: c.Replicas, Duplicates: 2 * time.Minute})
-	if err != nil {
-		return fmt.Errorf("webhook stream: %w", err)
+	var hs jetstream.Stream
+	if err := call("webhook stream", func(ctx context.Context) (err error) {
+		hs, err = e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: hooksStream, Subjects: []string{hooksSubject},
+			Retention: jetstream.WorkQueuePolicy, MaxAge: span + time.Hour, Storage: jetstream.FileStorage,
+			Replicas: c.Replicas, Duplicates: 2 * time.Minute})
+		return err
+	}); err != nil {
+		return err
 	}
-	if e.hooks, err = hs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: hookConsumer,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: c.WebhookTimeout + 30*time.Second, MaxAckPending: -1,
-		MaxDeliver: len(c.WebhookRetries) + 2, Replicas: c.Replicas}); err != nil {
-		return fmt.Errorf("webhook consumer: %w", err)
-	}
-	return nil
+	return call("webhook consumer", func(ctx context.Context) (err error) {
+		e.hooks, err = hs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: hookConsumer,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: c.WebhookTimeout + 30*time.Second, MaxAckPending: -1,
+			MaxDeliver: len(c.WebhookRetries) + 2, Replicas: c.Replicas})
+		return err
+	})
 }
 
 // Close stops taking jobs; the jobs this node runs are stopped and left to

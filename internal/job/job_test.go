@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/runbox-dev/runbox/internal/job/sign"
 	"github.com/runbox-dev/runbox/internal/job/webhook"
@@ -207,6 +208,41 @@ func TestSilentNodeLosesTheJob(t *testing.T) {
 	names := objects(t, a)
 	if fmt.Sprint(names) != fmt.Sprint([]string{id + ".request", id + ".result.2"}) {
 		t.Fatalf("objects %v", names)
+	}
+}
+
+// A queue message delivered before its job's record can be read (as
+// from a replica that lags) is not dropped: the job runs once the record
+// is there.
+func TestRecordAfterQueueMessage(t *testing.T) {
+	nc := natsConn(t)()
+	e := open(t, nc, testConfig("a"), echo)
+	ctx := context.Background()
+	id := newID()
+	if _, err := e.js.Publish(ctx, queueSubject, []byte(id), jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := e.queue.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Delivered.Consumer >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queue message was never delivered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req := []byte(`"late"`)
+	rec := Record{ID: id, Status: Queued, CreatedAt: time.Now().UTC(), Request: req, RequestSHA256: digest(req)}
+	if _, err := e.jobs.Create(ctx, id, encode(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, e, id, Done); got.Runs != 1 {
+		t.Fatalf("runs %d, want 1", got.Runs)
 	}
 }
 

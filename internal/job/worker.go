@@ -29,6 +29,10 @@ func (e *Engine) workLoop() {
 	}
 }
 
+// missingDeliveries is how many times a queue message whose job record
+// cannot be read is delivered before it is dropped.
+const missingDeliveries = 5
+
 // pause waits d, or until Close.
 func (e *Engine) pause(d time.Duration) {
 	select {
@@ -61,7 +65,19 @@ func (e *Engine) take(msg jetstream.Msg) {
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
-		_ = msg.Ack() // expired or never stored
+		// A record read from a replica that has not yet applied the
+		// job's creation (KV reads are direct gets, which any replica
+		// answers: a follower that lags, or one just elected) looks
+		// the same as one that expired or was never stored. Acking at
+		// once would lose a queued job; it is dropped only once it has
+		// been missing for several deliveries.
+		if meta, merr := msg.Metadata(); merr == nil && meta.NumDelivered < missingDeliveries {
+			e.log.Debug("a queued job's record is not there yet", "job", id, "delivery", meta.NumDelivered)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		e.log.Warn("dropping a queued job whose record does not exist (expired, or never stored)", "job", id)
+		_ = msg.Ack()
 		return
 	case err != nil:
 		e.log.Error("claiming a job", "job", id, "err", err)

@@ -33,6 +33,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/runbox-dev/runbox/internal/job/jsapi"
 )
 
 // ForwardedHeader names the node that forwarded a request. Any value marks
@@ -161,9 +163,13 @@ func newRelay(ctx context.Context, nc *nats.Conn, node string, h http.Handler, o
 	}
 	// MaxValueSize bounds a whole message, headers (a delete marker's)
 	// included.
-	owners, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ownersBucket,
-		Description: "runbox: the node that owns each session", TTL: ownerTTL, History: 1,
-		MaxValueSize: 1 << 10, Storage: jetstream.FileStorage, Replicas: replicas})
+	var owners jetstream.KeyValue
+	err = jsapi.Retry(ctx, func(ctx context.Context) (err error) {
+		owners, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ownersBucket,
+			Description: "runbox: the node that owns each session", TTL: ownerTTL, History: 1,
+			MaxValueSize: 1 << 10, Storage: jetstream.FileStorage, Replicas: replicas})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", ownersBucket, err)
 	}
