@@ -277,6 +277,17 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 		stdin.Close()
 		close(fed)
 	}
+	// With a Control, the live copies of the output wait until it has
+	// begun (as a run's wait for its Started report): a client that has
+	// seen the command's output can signal it. The gate opens then, or
+	// when the loop below ends.
+	began := make(chan struct{})
+	openGate := sync.OnceFunc(func() { close(began) })
+	defer openGate()
+	stdoutTee, stderrTee := cmd.StdoutTee, cmd.StderrTee
+	if cmd.Control != nil {
+		stdoutTee, stderrTee = gated(stdoutTee, began), gated(stderrTee, began)
+	}
 	running := false
 	control := func() {
 		running = true
@@ -287,6 +298,7 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 			}
 			cmd.Control.begin(h)
 		}
+		openGate()
 	}
 	run := func() {
 		control()
@@ -303,7 +315,7 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 	if pipes.stderr != nil {
 		stderr = pipes.stderr
 	}
-	outs := captureOutputs(lim.Output, cmd.StdoutTee, cmd.StderrTee, pipes.stdout, stderr, &readers)
+	outs := captureOutputs(lim.Output, stdoutTee, stderrTee, pipes.stdout, stderr, &readers)
 
 	var (
 		final   *boxinit.Report
@@ -394,6 +406,7 @@ loop:
 			cmd.Control.end()
 		}
 	}
+	openGate()
 	// Every writer of the output pipes is dead, unless another command was
 	// handed them: read what is left, for a bounded time. (A terminal's
 	// master reads EIO once the last slave has closed.)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,4 +135,68 @@ func stateOf(marker string) string {
 		}
 	}
 	return ""
+}
+
+// outputBeforeStart is a tee that records whether the first output came
+// before its Control had begun.
+type outputBeforeStart struct {
+	ctl   *jail.Control
+	first chan bool // whether the Control had begun at the first write
+	once  sync.Once
+}
+
+func (w *outputBeforeStart) Write(p []byte) (int, error) {
+	w.once.Do(func() {
+		select {
+		case <-w.ctl.Started():
+			w.first <- true
+		default:
+			w.first <- false
+		}
+	})
+	return len(p), nil
+}
+
+// A client that has seen a program's output can signal it: the output's
+// live copy never comes before the Control has begun, in a run or in a
+// session (the output and the start report travel on pipes of their own).
+func TestOutputAfterControlBegins(t *testing.T) {
+	const tries = 20
+	check := func(t *testing.T, exec func(spec jail.CommandSpec) (jail.Result, error)) {
+		for range tries {
+			w := &outputBeforeStart{ctl: &jail.Control{}, first: make(chan bool, 1)}
+			done := make(chan error, 1)
+			go func() {
+				_, err := exec(jail.CommandSpec{Argv: sh("echo out; exec sleep 100"), Control: w.ctl, StdoutTee: w})
+				done <- err
+			}()
+			select {
+			case began := <-w.first:
+				if !began {
+					t.Fatal("the output's first bytes came before the Control had begun")
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no output")
+			}
+			if err := w.ctl.Signal(syscall.SIGKILL); err != nil {
+				t.Fatalf("signal after the first output: %v", err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Run("run", func(t *testing.T) {
+		j := needJail(t)
+		check(t, func(c jail.CommandSpec) (jail.Result, error) {
+			return j.Run(context.Background(), jail.Spec{Argv: c.Argv, Control: c.Control, StdoutTee: c.StdoutTee,
+				Limits: jail.Limits{WallTime: 20 * time.Second}})
+		})
+	})
+	t.Run("session", func(t *testing.T) {
+		s := openSession(t, jail.SessionSpec{})
+		check(t, func(c jail.CommandSpec) (jail.Result, error) {
+			return s.Exec(context.Background(), c)
+		})
+	})
 }
