@@ -200,3 +200,20 @@ func TestOutputAfterControlBegins(t *testing.T) {
 		})
 	})
 }
+
+// A box's init builds its root with a coarse timer slack (boxinit's
+// boxSlack); the program, and a session's commands, get the kernel's
+// usual 50 µs back, so that their sleeps and timeouts are what they would
+// be outside a box.
+func TestProgramTimerSlack(t *testing.T) {
+	const want = "50000"
+	res := run(t, jail.Spec{Argv: sh("cat /proc/self/timerslack_ns; sh -c 'cat /proc/self/timerslack_ns'")})
+	if got := strings.Fields(string(res.Stdout)); len(got) != 2 || got[0] != want || got[1] != want {
+		t.Fatalf("the program's timer slack %q (stderr %q), want %s for it and its children", res.Stdout, res.Stderr, want)
+	}
+	s := openSession(t, jail.SessionSpec{})
+	out := execIn(t, s, jail.CommandSpec{Argv: []string{"cat", "/proc/self/timerslack_ns"}})
+	if got := strings.TrimSpace(string(out.Stdout)); got != want {
+		t.Fatalf("a session command's timer slack %q (stderr %q), want %s", got, out.Stderr, want)
+	}
+}

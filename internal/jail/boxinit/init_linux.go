@@ -224,6 +224,11 @@ func run(rep *reporter) (int, error) {
 		return 0, fmt.Errorf("workspace files: %w", err)
 	}
 	ctrl.Close()
+	// The program, and a session's commands, get the usual timer slack
+	// back (see boxSlack): what they fork from inherits it.
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, programSlack, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("timer slack: %w", err)
+	}
 	if rc.Session {
 		return serveSession(rep, &cfg, &rc)
 	}
