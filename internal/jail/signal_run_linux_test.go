@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runbox-dev/runbox/internal/jail"
+	"github.com/runbox-dev/runbox/internal/jail/boxinit"
 )
 
 // A run's program gets the signals its Control sends, through the box's
@@ -215,5 +216,50 @@ func TestProgramTimerSlack(t *testing.T) {
 	out := execIn(t, s, jail.CommandSpec{Argv: []string{"cat", "/proc/self/timerslack_ns"}})
 	if got := strings.TrimSpace(string(out.Stdout)); got != want {
 		t.Fatalf("a session command's timer slack %q (stderr %q), want %s", got, out.Stderr, want)
+	}
+}
+
+// A session's init serves its commands with the usual timer slack on
+// every thread (read from the host, through the waiting first stage's
+// parent): its waits are not deferred by the slack it built the root with.
+func TestInitTimerSlack(t *testing.T) {
+	s := openSession(t, jail.SessionSpec{})
+	execIn(t, s, jail.CommandSpec{Argv: []string{"true"}})
+	var initPID string
+	eventually(t, 10*time.Second, func() error {
+		for _, line := range programProcesses(t) {
+			pid, _, _ := strings.Cut(line, " ")
+			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+			if strings.TrimSpace(string(comm)) != boxinit.StageName {
+				continue
+			}
+			status, err := os.ReadFile("/proc/" + pid + "/status")
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(status), "\n") {
+				if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+					initPID = strings.TrimSpace(v)
+					return nil
+				}
+			}
+		}
+		return errors.New("no first stage waiting in the session")
+	})
+	tasks, err := os.ReadDir("/proc/" + initPID + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/" + task.Name() + "/timerslack_ns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != "50000" {
+			t.Errorf("init (pid %s) thread %s has a timer slack of %s ns, want 50000", initPID, task.Name(), got)
+		}
+	}
+	if len(tasks) < 2 {
+		t.Fatalf("init (pid %s) has %d threads: not the Go program it should be", initPID, len(tasks))
 	}
 }
