@@ -198,6 +198,12 @@ func run(rep *reporter) (int, error) {
 	if err := loopbackUp(); err != nil {
 		return 0, err
 	}
+	// The root is built: the program, a session's commands and every
+	// thread of init's get the usual timer slack back (see boxSlack).
+	// Here, not on the request's path.
+	if err := programTimerSlack(); err != nil {
+		return 0, err
+	}
 	if err := rep.send(Report{Ready: true}); err != nil {
 		return 0, err
 	}
@@ -225,11 +231,6 @@ func run(rep *reporter) (int, error) {
 		return 0, fmt.Errorf("workspace files: %w", err)
 	}
 	ctrl.Close()
-	// The program, and a session's commands, get the usual timer slack
-	// back (see boxSlack), and so does every thread of init's.
-	if err := programTimerSlack(); err != nil {
-		return 0, err
-	}
 	if rc.Session {
 		return serveSession(rep, &cfg, &rc)
 	}
