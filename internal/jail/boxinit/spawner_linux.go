@@ -343,7 +343,7 @@ func makeDevices(rootID int, deviceDirs map[int]struct{}) (string, error) {
 	return dir, nil
 }
 
-// boxSlack is the timer slack of a box's init until its program starts.
+// boxSlack is the timer slack of a box's init while it builds the root.
 // The Go runtime's sysmon thread sleeps 20 µs at a time while the process
 // runs, and only backs off after 50 sleeps in which it found nothing to
 // do: about the time init takes to build a root. With the kernel's usual
