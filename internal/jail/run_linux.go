@@ -218,10 +218,9 @@ func (b *box) run(ctx context.Context, j *Jail, spec Spec, cfg []byte) (Result, 
 	// that has seen the program's output can signal it (its Control has
 	// begun). Both travel on pipes of their own, so the output may come
 	// first. The gate opens at the report or when the loop below ends.
-	began := make(chan struct{})
-	openGate := sync.OnceFunc(func() { close(began) })
+	stdoutTee, stderrTee, openGate := gateOutputs(spec.StdoutTee, spec.StderrTee)
 	defer openGate()
-	outs := captureOutputs(lim.Output, gated(spec.StdoutTee, began), gated(spec.StderrTee, began), b.stdout, b.stderr, &readers)
+	outs := captureOutputs(lim.Output, stdoutTee, stderrTee, b.stdout, b.stderr, &readers)
 	readers.Add(1) // the collection, below
 	var collected []File
 	var collectErr error
@@ -414,6 +413,13 @@ loop:
 		res.WallTime = time.Since(started)
 	}
 	return classify(ctx, res, lim, usage, final, killed, why, message, failure)
+}
+
+// gateOutputs holds the writes to stdout and stderr (nil stays nil) until
+// open is called; open may be called more than once.
+func gateOutputs(stdout, stderr io.Writer) (_, _ io.Writer, open func()) {
+	began := make(chan struct{})
+	return gated(stdout, began), gated(stderr, began), sync.OnceFunc(func() { close(began) })
 }
 
 // gated is w, its writes held until open is closed; nil stays nil.

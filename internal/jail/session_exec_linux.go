@@ -281,13 +281,11 @@ func (s *Session) exec(ctx context.Context, st *stage, cmd CommandSpec, cmdStdin
 	// begun (as a run's wait for its Started report): a client that has
 	// seen the command's output can signal it. The gate opens then, or
 	// when the loop below ends.
-	began := make(chan struct{})
-	openGate := sync.OnceFunc(func() { close(began) })
-	defer openGate()
-	stdoutTee, stderrTee := cmd.StdoutTee, cmd.StderrTee
+	stdoutTee, stderrTee, openGate := cmd.StdoutTee, cmd.StderrTee, func() {}
 	if cmd.Control != nil {
-		stdoutTee, stderrTee = gated(stdoutTee, began), gated(stderrTee, began)
+		stdoutTee, stderrTee, openGate = gateOutputs(stdoutTee, stderrTee)
 	}
+	defer openGate()
 	running := false
 	control := func() {
 		running = true
